@@ -1,0 +1,82 @@
+"""The Temporal worker: every Cloud Ark workflow and activity, one task queue.
+
+Usage: python -m workflows.worker
+"""
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from services.common.config import Settings
+from services.common.logs import configure_logging
+from services.common.tracing import setup_tracing
+from workflows.city.activities import CityActivities
+from workflows.city.workflows import LoadCityWorkflow
+from workflows.rpc import channel_to
+
+log = logging.getLogger(__name__)
+
+WORKFLOWS: Sequence[type] = [LoadCityWorkflow]
+
+
+def activities(channels: dict[str, grpc.aio.Channel]) -> list[Any]:
+    return [CityActivities(channels["grids"]).create_subtree]
+
+
+def build_worker(
+    client: Client, task_queue: str, channels: dict[str, grpc.aio.Channel]
+) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=activities(channels),
+    )
+
+
+async def connect(settings: Settings, timeout: float = 60.0) -> Client:
+    """Connects to Temporal, waiting for a server that is still starting."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            return await Client.connect(
+                settings.temporal_address, namespace=settings.temporal_namespace
+            )
+        except RuntimeError:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def _run() -> None:
+    settings = Settings.from_env()
+    client = await connect(settings)
+    channels = {name: channel_to(name, settings) for name in ("grids",)}
+    worker = build_worker(client, settings.temporal_task_queue, channels)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with worker:
+        log.info("worker polling task queue %s", settings.temporal_task_queue)
+        await stop.wait()
+        log.info("worker stopping")
+    for channel in channels.values():
+        await channel.close()
+
+
+def main() -> None:
+    configure_logging("worker")
+    setup_tracing("worker")
+    asyncio.run(_run())
+
+
+if __name__ == "__main__":
+    main()
