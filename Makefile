@@ -8,7 +8,7 @@ UV := $(BIN)/uv
 SYNCED := $(VENV)/.synced
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: setup run test lint format protos bench clean
+.PHONY: setup run test lint format protos clean
 
 setup: $(SYNCED)
 

@@ -34,4 +34,6 @@ def activity_error(error: grpc.aio.AioRpcError) -> Exception:
     """
     code = error.code()
     message = f"{code.name}: {error.details()}"
-    return ApplicationError(message, type=code.name, non_retryable=code not in RETRYABLE)
+    return ApplicationError(
+        message, type=code.name, non_retryable=code not in RETRYABLE
+    )

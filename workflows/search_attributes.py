@@ -44,5 +44,8 @@ def cli_flags() -> list[str]:
     """`--search-attribute Name=Type` flags for `temporal server start-dev`."""
     flags = []
     for key in ALL:
-        flags += ["--search-attribute", f"{key.name}={_CLI_TYPES[key.indexed_value_type.name]}"]
+        flags += [
+            "--search-attribute",
+            f"{key.name}={_CLI_TYPES[key.indexed_value_type.name]}",
+        ]
     return flags

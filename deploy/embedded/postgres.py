@@ -68,15 +68,27 @@ def initialise(data: Path, account: pwd.struct_passwd | None) -> None:
     user = account.pw_name if account else None
     log.info("initialising a new PostgreSQL data folder")
     subprocess.run(
-        [str(bin_dir() / "initdb"), "-D", str(data), "-U", "postgres",
-         "--auth=trust", "--encoding=UTF8", "--no-instructions"],
-        check=True, user=user, stdout=subprocess.DEVNULL,
+        [
+            str(bin_dir() / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-instructions",
+        ],
+        check=True,
+        user=user,
+        stdout=subprocess.DEVNULL,
     )
     # Single-user mode creates the database without a running server.
     subprocess.run(
         [str(bin_dir() / "postgres"), "--single", "-D", str(data), "postgres"],
         input=f"CREATE DATABASE {DATABASE};\n".encode(),
-        check=True, user=user, stdout=subprocess.DEVNULL,
+        check=True,
+        user=user,
+        stdout=subprocess.DEVNULL,
     )
 
 
@@ -85,9 +97,21 @@ def serve(data: Path, port: int) -> int:
     account = _run_as()
     initialise(data, account)
     server = subprocess.Popen(
-        [str(bin_dir() / "postgres"), "-D", str(data), "-p", str(port),
-         "-h", "127.0.0.1", "-k", str(data), "-c", "log_min_messages=warning",
-         "-c", "max_connections=200"],
+        [
+            str(bin_dir() / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            str(data),
+            "-c",
+            "log_min_messages=warning",
+            "-c",
+            "max_connections=200",
+        ],
         user=account.pw_name if account else None,
     )
 

@@ -44,9 +44,13 @@ async def wait_until_serving(address: str, timeout: float = 120.0) -> None:
 
 async def load_city(settings: Settings, size_name: str) -> LoadCityResult:
     client = await connect(settings)
-    handle: WorkflowHandle[LoadCityWorkflow, LoadCityResult] = await client.start_workflow(
+    handle: WorkflowHandle[
+        LoadCityWorkflow, LoadCityResult
+    ] = await client.start_workflow(
         LoadCityWorkflow.run,
-        LoadCityInput(name="Zhoushan", code="3309", size=CITY_SIZES[size_name], seed=2022),
+        LoadCityInput(
+            name="Zhoushan", code="3309", size=CITY_SIZES[size_name], seed=2022
+        ),
         id=f"city-load-3309-{size_name}",
         task_queue=settings.temporal_task_queue,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
@@ -59,11 +63,15 @@ def banner(settings: Settings, result: LoadCityResult | None) -> str:
     rows = [("Temporal Web UI", f"http://localhost:{settings.temporal_ui_port}")]
     rows.append(("Temporal frontend (gRPC)", settings.temporal_address))
     rows.append(("PostgreSQL", _without_password(settings.database_url)))
-    rows += [(f"{name} service (gRPC)", settings.service_address(name)) for name in SERVICES]
+    rows += [
+        (f"{name} service (gRPC)", settings.service_address(name)) for name in SERVICES
+    ]
     width = max(len(label) for label, _ in rows)
     lines = [f"  {label.ljust(width)}  {where}" for label, where in rows]
     if result is not None:
-        lines.append(f"  demo city loaded: {result.areas} areas, city id {result.city_id}")
+        lines.append(
+            f"  demo city loaded: {result.areas} areas, city id {result.city_id}"
+        )
     return "Cloud Ark is up.\n" + "\n".join(lines) + "\n  Ctrl-C stops everything."
 
 

@@ -14,6 +14,9 @@ from services.common.config import Settings
 
 log = logging.getLogger(__name__)
 
+# A connection, whether opened alone or borrowed from a pool.
+Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
 COMMON_MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -40,7 +43,10 @@ async def create_pool(settings: Settings, schema: str) -> asyncpg.Pool:
         settings.database_url,
         min_size=settings.db_pool_min,
         max_size=settings.db_pool_max,
-        server_settings={"search_path": schema, "application_name": f"cloudark-{schema}"},
+        server_settings={
+            "search_path": schema,
+            "application_name": f"cloudark-{schema}",
+        },
     )
     assert pool is not None
     return pool
@@ -61,16 +67,16 @@ async def migrate(pool: asyncpg.Pool, schema: str, folder: Path) -> list[str]:
             await conn.execute("SELECT pg_advisory_unlock($1)", lock_key)
 
 
-async def _apply_pending(
-    conn: asyncpg.Connection, schema: str, folder: Path
-) -> list[str]:
+async def _apply_pending(conn: Connection, schema: str, folder: Path) -> list[str]:
     await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     await conn.execute(
         f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations ('
         " version text PRIMARY KEY, checksum text NOT NULL,"
         " applied_at timestamptz NOT NULL DEFAULT now())"
     )
-    rows = await conn.fetch(f'SELECT version, checksum FROM "{schema}".schema_migrations')
+    rows = await conn.fetch(
+        f'SELECT version, checksum FROM "{schema}".schema_migrations'
+    )
     applied = {r["version"]: r["checksum"] for r in rows}
     done = []
     for version, path in _migration_files(folder):

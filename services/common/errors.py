@@ -68,13 +68,14 @@ class NotFound(DomainError):
     code = grpc.StatusCode.NOT_FOUND
 
     def __init__(self, resource: str, field: str = "id") -> None:
-        super().__init__(f"{resource} not found")
+        super().__init__(f"{field}: no such {resource}")
         self.resource = resource
         self.field = field
 
     def details(self) -> list[any_pb2.Any]:
         info = error_details_pb2.ResourceInfo(
-            resource_type=self.resource, description=f"no {self.resource} at {self.field}"
+            resource_type=self.resource,
+            description=f"no {self.resource} at {self.field}",
         )
         packed = any_pb2.Any()
         packed.Pack(info)
@@ -137,16 +138,16 @@ def from_database_error(error: asyncpg.PostgresError) -> DomainError:
         return AlreadyExists(f"already exists ({constraint})")
     if isinstance(error, asyncpg.ForeignKeyViolationError):
         return FailedPrecondition(
-            f"refers to something that does not exist or is still in use ({constraint})",
+            f"refers to something missing or still in use ({constraint})",
             subject=constraint,
         )
     if isinstance(error, asyncpg.CheckViolationError | asyncpg.NotNullViolationError):
         return FailedPrecondition(f"violates {constraint}", subject=constraint)
-    if isinstance(
-        error, asyncpg.SerializationError | asyncpg.DeadlockDetectedError
-    ):
+    if isinstance(error, asyncpg.SerializationError | asyncpg.DeadlockDetectedError):
         return Aborted("conflicted with a concurrent change; retry")
-    if isinstance(error, asyncpg.CannotConnectNowError | asyncpg.TooManyConnectionsError):
+    if isinstance(
+        error, asyncpg.CannotConnectNowError | asyncpg.TooManyConnectionsError
+    ):
         return Unavailable("the database is not available; retry")
     return DomainError("internal error")
 
@@ -156,7 +157,8 @@ def to_status(error: DomainError) -> grpc.Status:
     status = status_pb2.Status(
         code=_RPC_CODES[error.code], message=error.message, details=error.details()
     )
-    return rpc_status.to_status(status)
+    result: grpc.Status = rpc_status.to_status(status)
+    return result
 
 
 _RPC_CODES = {

@@ -9,18 +9,20 @@ nothing and can be corrected and sent again.
 
 import hashlib
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import TypeVar
 
 import asyncpg
 from google.protobuf.message import Message
 
+from services.common.db import Connection
 from services.common.errors import InvalidArgument
 from services.common.identity import Caller
 
 ResponseT = TypeVar("ResponseT", bound=Message)
 
 # Kept long enough for a workflow activity to retry across a long outage.
-RETENTION = "7 days"
+RETENTION = timedelta(days=7)
 
 
 async def run_once(
@@ -30,7 +32,7 @@ async def run_once(
     method: str,
     request: Message,
     response_type: type[ResponseT],
-    action: Callable[[asyncpg.Connection], Awaitable[ResponseT]],
+    action: Callable[[Connection], Awaitable[ResponseT]],
 ) -> ResponseT:
     """Runs action in a transaction at most once per (caller, method, request_id)."""
     request_id: str = getattr(request, "request_id", "")
@@ -47,7 +49,9 @@ async def run_once(
             digest,
         )
         if not claimed:
-            return await _first_answer(conn, caller, method, request_id, digest, response_type)
+            return await _first_answer(
+                conn, caller, method, request_id, digest, response_type
+            )
         response = await action(conn)
         await conn.execute(
             "UPDATE idempotency_keys SET response = $4"
@@ -61,7 +65,7 @@ async def run_once(
 
 
 async def _first_answer(
-    conn: asyncpg.Connection,
+    conn: Connection,
     caller: Caller,
     method: str,
     request_id: str,
@@ -85,7 +89,8 @@ async def _first_answer(
 async def forget_old_keys(pool: asyncpg.Pool) -> int:
     """Deletes keys past their retention; returns how many."""
     status: str = await pool.execute(
-        f"DELETE FROM idempotency_keys WHERE created_at < now() - interval '{RETENTION}'"
+        "DELETE FROM idempotency_keys WHERE created_at < now() - $1::interval",
+        RETENTION,
     )
     return int(status.split()[-1])
 
@@ -93,5 +98,5 @@ async def forget_old_keys(pool: asyncpg.Pool) -> int:
 def _fingerprint(request: Message) -> bytes:
     copy = type(request)()
     copy.CopyFrom(request)
-    copy.ClearField("request_id")  # type: ignore[arg-type]
+    copy.ClearField("request_id")
     return hashlib.sha256(copy.SerializeToString(deterministic=True)).digest()

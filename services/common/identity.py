@@ -6,7 +6,7 @@ tokens and mutual TLS arrive (issues #10, #11) the metadata is trusted as
 sent, so services must only be reachable from trusted networks.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -50,7 +50,9 @@ class Caller:
     def require(self, *roles: Role) -> None:
         if self.role not in roles:
             allowed = ", ".join(r.value for r in roles)
-            raise PermissionDenied(f"role {self.role.value} may not do this; needs {allowed}")
+            raise PermissionDenied(
+                f"role {self.role.value} may not do this; needs {allowed}"
+            )
 
 
 def caller_from_metadata(metadata: Iterable[tuple[str, str | bytes]]) -> Caller:
@@ -73,7 +75,7 @@ def caller_from_metadata(metadata: Iterable[tuple[str, str | bytes]]) -> Caller:
 
 def caller_of(context: grpc.aio.ServicerContext[object, object]) -> Caller:
     """The caller of the RPC being served."""
-    metadata: Sequence[tuple[str, str | bytes]] = context.invocation_metadata() or ()
+    metadata = context.invocation_metadata() or ()
     return caller_from_metadata(metadata)
 
 

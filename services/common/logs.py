@@ -18,7 +18,9 @@ def configure_logging(process: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if env("CLOUDARK_LOG_FORMAT", "json") == "text":
         handler.setFormatter(
-            logging.Formatter(f"%(asctime)s {process} %(levelname)s %(name)s %(message)s")
+            logging.Formatter(
+                f"%(asctime)s {process} %(levelname)s %(name)s %(message)s"
+            )
         )
     else:
         handler.setFormatter(

@@ -6,13 +6,15 @@ applies migrations, and serves it with error mapping, health checking and
 reflection; `main` runs it until SIGTERM or Ctrl-C.
 """
 
+from __future__ import annotations
+
 import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias, cast
 
 import asyncpg
 import grpc
@@ -21,7 +23,12 @@ from grpc_reflection.v1alpha import reflection
 
 from services.common import db
 from services.common.config import Settings
-from services.common.errors import DomainError, Unavailable, from_database_error, to_status
+from services.common.errors import (
+    DomainError,
+    Unavailable,
+    from_database_error,
+    to_status,
+)
 from services.common.idempotency import forget_old_keys
 from services.common.logs import configure_logging
 from services.common.tracing import setup_tracing
@@ -70,8 +77,11 @@ async def start_service(
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-         reflection.SERVICE_NAME],
+        [
+            *names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
         server,
     )
     wanted = settings.service_port(definition.name) if port is None else port
@@ -79,7 +89,9 @@ async def start_service(
     await server.start()
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("service %s listening on %s:%s", definition.name, settings.bind_host, bound)
+    log.info(
+        "service %s listening on %s:%s", definition.name, settings.bind_host, bound
+    )
     return RunningService(definition, server, bound, pool, health_servicer)
 
 
@@ -101,6 +113,10 @@ async def _serve_until_signalled(definition: ServiceDefinition) -> None:
     await service.stop()
 
 
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+Behaviour = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+
+
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
     """Turns every failure of a handler into a precise gRPC status.
 
@@ -110,24 +126,22 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler | None:
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        method: str = handler_call_details.method
+        behaviour = cast(Behaviour, handler.unary_unary)
         return grpc.unary_unary_rpc_method_handler(
-            _guarded(handler.unary_unary, method),
+            _guarded(behaviour, method),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
 
 
-def _guarded(
-    behaviour: Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]],
-    method: str,
-) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]:
+def _guarded(behaviour: Behaviour, method: str) -> Behaviour:
     async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
             return await behaviour(request, context)
@@ -140,7 +154,9 @@ def _guarded(
             if failure.code == grpc.StatusCode.INTERNAL:
                 log.error("database error in %s: %s", method, type(error).__name__)
         except (OSError, asyncpg.InterfaceError) as error:
-            log.warning("%s could not reach the database: %s", method, type(error).__name__)
+            log.warning(
+                "%s could not reach the database: %s", method, type(error).__name__
+            )
             failure = Unavailable("the database is not reachable; retry")
         except Exception:
             log.exception("unexpected failure in %s", method)

@@ -47,7 +47,9 @@ def _exporter(name: str) -> SpanExporter:
         )
 
         return OTLPSpanExporter()
-    raise SystemExit(f"OTEL_TRACES_EXPORTER must be none, console or otlp, not {name!r}")
+    raise SystemExit(
+        f"OTEL_TRACES_EXPORTER must be none, console or otlp, not {name!r}"
+    )
 
 
 def _instrument_libraries() -> None:
@@ -57,6 +59,6 @@ def _instrument_libraries() -> None:
         GrpcAioInstrumentorServer,
     )
 
-    GrpcAioInstrumentorServer().instrument()
-    GrpcAioInstrumentorClient().instrument()
-    AsyncPGInstrumentor().instrument()
+    GrpcAioInstrumentorServer().instrument()  # type: ignore[no-untyped-call]
+    GrpcAioInstrumentorClient().instrument()  # type: ignore[no-untyped-call]
+    AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]

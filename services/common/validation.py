@@ -22,7 +22,9 @@ class Violations:
         if self._items:
             raise InvalidArgument(self._items)
 
-    def text(self, field: str, value: str, *, max_length: int, required: bool = True) -> str:
+    def text(
+        self, field: str, value: str, *, max_length: int, required: bool = True
+    ) -> str:
         """Checks a free-text field; returns it with surrounding space trimmed."""
         trimmed = value.strip()
         if not trimmed:

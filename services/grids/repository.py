@@ -8,7 +8,11 @@ from datetime import datetime
 
 import asyncpg
 
-_AREA_COLUMNS = "id, kind, name, parent_id, code, ancestor_ids, create_time, update_time"
+from services.common.db import Connection
+
+_AREA_COLUMNS = (
+    "id, kind, name, parent_id, code, ancestor_ids, create_time, update_time"
+)
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,7 @@ def _area(record: asyncpg.Record | None) -> AreaRow | None:
 
 
 async def get_area(
-    conn: asyncpg.Connection, area_id: uuid.UUID, *, for_update: bool = False
+    conn: Connection, area_id: uuid.UUID, *, for_update: bool = False
 ) -> AreaRow | None:
     lock = " FOR UPDATE" if for_update else ""
     record = await conn.fetchrow(
@@ -38,7 +42,7 @@ async def get_area(
 
 
 async def insert_area(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     kind: int,
     name: str,
@@ -62,7 +66,7 @@ async def insert_area(
 
 
 async def list_children(
-    conn: asyncpg.Connection,
+    conn: Connection,
     parent_id: uuid.UUID | None,
     *,
     after: tuple[str, uuid.UUID] | None,
@@ -82,7 +86,7 @@ async def list_children(
     return [AreaRow(**dict(r)) for r in records]
 
 
-async def rename_area(conn: asyncpg.Connection, area_id: uuid.UUID, name: str) -> AreaRow:
+async def rename_area(conn: Connection, area_id: uuid.UUID, name: str) -> AreaRow:
     record = await conn.fetchrow(
         f"UPDATE areas SET name = $2, update_time = now() WHERE id = $1"
         f" RETURNING {_AREA_COLUMNS}",
@@ -94,9 +98,7 @@ async def rename_area(conn: asyncpg.Connection, area_id: uuid.UUID, name: str) -
     return area
 
 
-async def move_area(
-    conn: asyncpg.Connection, area: AreaRow, new_parent: AreaRow
-) -> AreaRow:
+async def move_area(conn: Connection, area: AreaRow, new_parent: AreaRow) -> AreaRow:
     """Re-parents area and rewrites the ancestor lists of its whole subtree."""
     new_ancestors = [*new_parent.ancestor_ids, new_parent.id]
     # Descendants keep what follows the area in their lists, and take the

@@ -12,13 +12,18 @@ from services.grids import config
 from services.grids.servicer import GridsServicer
 
 
-def register(server: grpc.aio.Server, pool: asyncpg.Pool, settings: Settings) -> Sequence[str]:
+def register(
+    server: grpc.aio.Server, pool: asyncpg.Pool, settings: Settings
+) -> Sequence[str]:
     grids_pb2_grpc.add_GridsServiceServicer_to_server(GridsServicer(pool), server)
     return [grids_pb2.DESCRIPTOR.services_by_name["GridsService"].full_name]
 
 
 DEFINITION = ServiceDefinition(
-    name=config.NAME, schema=config.SCHEMA, migrations=config.MIGRATIONS, register=register
+    name=config.NAME,
+    schema=config.SCHEMA,
+    migrations=config.MIGRATIONS,
+    register=register,
 )
 
 if __name__ == "__main__":

@@ -8,9 +8,10 @@ from cloudark.grids.v1 import grids_pb2 as pb
 from cloudark.grids.v1 import grids_pb2_grpc as pb_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from services.common.db import Connection
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
-from services.common.identity import Role, caller_of
 from services.common.idempotency import run_once
+from services.common.identity import Role, caller_of
 from services.common.pagination import (
     decode_token,
     encode_token,
@@ -24,7 +25,7 @@ from services.grids.repository import AreaRow
 
 Context = Any  # grpc.aio.ServicerContext; typed loosely to match the stubs.
 
-KIND_NAMES = {
+KIND_NAMES: dict[int, str] = {
     pb.AREA_KIND_CITY: "city",
     pb.AREA_KIND_TOWN: "town",
     pb.AREA_KIND_VILLAGE: "village",
@@ -46,7 +47,9 @@ class GridsServicer(pb_grpc.GridsServiceServicer):
         v = Violations()
         kind = _kind(v, "kind", request.kind)
         name = v.text("name", request.name, max_length=config.AREA_NAME_MAX)
-        code = v.text("code", request.code, max_length=config.AREA_CODE_MAX, required=False)
+        code = v.text(
+            "code", request.code, max_length=config.AREA_CODE_MAX, required=False
+        )
         is_city = kind == pb.AREA_KIND_CITY
         parent_id = v.id("parent_id", request.parent_id, required=not is_city)
         if is_city and request.parent_id:
@@ -54,7 +57,7 @@ class GridsServicer(pb_grpc.GridsServiceServicer):
         v.request_id(request.request_id)
         v.raise_if_any()
 
-        async def create(conn: asyncpg.Connection) -> pb.CreateAreaResponse:
+        async def create(conn: Connection) -> pb.CreateAreaResponse:
             parent = None
             if parent_id is not None:
                 parent = await _existing(conn, parent_id, "parent_id")
@@ -73,7 +76,9 @@ class GridsServicer(pb_grpc.GridsServiceServicer):
             action=create,
         )
 
-    async def GetArea(self, request: pb.GetAreaRequest, context: Context) -> pb.GetAreaResponse:
+    async def GetArea(
+        self, request: pb.GetAreaRequest, context: Context
+    ) -> pb.GetAreaResponse:
         caller_of(context)
         v = Violations()
         area_id = v.id("id", request.id)
@@ -100,10 +105,14 @@ class GridsServicer(pb_grpc.GridsServiceServicer):
         async with self._pool.acquire() as conn:
             if parent_id is not None:
                 await _existing(conn, parent_id, "parent_id")
-            rows = await repo.list_children(conn, parent_id, after=after, limit=limit + 1)
+            rows = await repo.list_children(
+                conn, parent_id, after=after, limit=limit + 1
+            )
         page, more = rows[:limit], len(rows) > limit
         token = encode_token(query, [page[-1].name, str(page[-1].id)]) if more else ""
-        return pb.ListAreasResponse(areas=[to_proto(a) for a in page], next_page_token=token)
+        return pb.ListAreasResponse(
+            areas=[to_proto(a) for a in page], next_page_token=token
+        )
 
     async def RenameArea(
         self, request: pb.RenameAreaRequest, context: Context
@@ -117,7 +126,7 @@ class GridsServicer(pb_grpc.GridsServiceServicer):
         v.raise_if_any()
         assert area_id is not None
 
-        async def rename(conn: asyncpg.Connection) -> pb.RenameAreaResponse:
+        async def rename(conn: Connection) -> pb.RenameAreaResponse:
             area = await _existing(conn, area_id, "id", for_update=True)
             if area.name != name:
                 area = await repo.rename_area(conn, area_id, name)
@@ -132,7 +141,9 @@ class GridsServicer(pb_grpc.GridsServiceServicer):
             action=rename,
         )
 
-    async def MoveArea(self, request: pb.MoveAreaRequest, context: Context) -> pb.MoveAreaResponse:
+    async def MoveArea(
+        self, request: pb.MoveAreaRequest, context: Context
+    ) -> pb.MoveAreaResponse:
         caller = caller_of(context)
         caller.require(*EDITORS)
         v = Violations()
@@ -142,11 +153,14 @@ class GridsServicer(pb_grpc.GridsServiceServicer):
             v.add("new_parent_id", "must not be the area itself")
         v.request_id(request.request_id)
         v.raise_if_any()
-        assert area_id is not None and new_parent_id is not None
+        assert area_id is not None
+        assert new_parent_id is not None
 
-        async def move(conn: asyncpg.Connection) -> pb.MoveAreaResponse:
+        async def move(conn: Connection) -> pb.MoveAreaResponse:
             area = await _existing(conn, area_id, "id", for_update=True)
-            new_parent = await _existing(conn, new_parent_id, "new_parent_id", for_update=True)
+            new_parent = await _existing(
+                conn, new_parent_id, "new_parent_id", for_update=True
+            )
             _check_parent_kind(area.kind, new_parent, "new_parent_id")
             if area.id in new_parent.ancestor_ids:
                 raise FailedPrecondition(
@@ -194,7 +208,11 @@ def _kind(v: Violations, field: str, value: int) -> int:
 
 
 async def _existing(
-    conn: asyncpg.Connection, area_id: uuid.UUID, field: str, *, for_update: bool = False
+    conn: Connection,
+    area_id: uuid.UUID,
+    field: str,
+    *,
+    for_update: bool = False,
 ) -> AreaRow:
     area = await repo.get_area(conn, area_id, for_update=for_update)
     if area is None:

@@ -92,7 +92,9 @@ class CityActivities:
         token = ""
         while True:
             page = await self._grids.ListAreas(
-                pb.ListAreasRequest(parent_id=parent_id, page_size=1000, page_token=token),
+                pb.ListAreasRequest(
+                    parent_id=parent_id, page_size=1000, page_token=token
+                ),
                 metadata=METADATA,
                 timeout=CALL_TIMEOUT,
             )

@@ -56,10 +56,14 @@ def plan_city(name: str, code: str, size: CitySize, seed: int) -> AreaPlan:
             village = AreaPlan(f"Village {t:02d}-{v:02d}", f"{town.code}{v:03d}")
             town.children.append(village)
             for g in range(1, grids[village_no] + 1):
-                grid = AreaPlan(f"Grid {t:02d}-{v:02d}-{g:02d}", f"{village.code}{g:02d}")
+                grid = AreaPlan(
+                    f"Grid {t:02d}-{v:02d}-{g:02d}", f"{village.code}{g:02d}"
+                )
                 village.children.append(grid)
                 grid.children = [
-                    AreaPlan(f"Micro-grid {grid.name[5:]}-{m:02d}", f"{grid.code}{m:02d}")
+                    AreaPlan(
+                        f"Micro-grid {grid.name[5:]}-{m:02d}", f"{grid.code}{m:02d}"
+                    )
                     for m in range(1, micro_grids[grid_no] + 1)
                 ]
                 grid_no += 1

@@ -55,7 +55,9 @@ class LoadCityWorkflow:
         workflow.logger.info("city %s loaded: %s areas created", data.code, created)
         return LoadCityResult(city_id=city.area_id, areas=plan.count(), created=created)
 
-    async def _create(self, plan: AreaPlan, parent_id: str, depth: int) -> CreateSubtreeResult:
+    async def _create(
+        self, plan: AreaPlan, parent_id: str, depth: int
+    ) -> CreateSubtreeResult:
         return await workflow.execute_activity_method(
             CityActivities.create_subtree,
             CreateSubtreeInput(plan=plan, parent_id=parent_id, depth=depth),

