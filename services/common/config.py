@@ -61,6 +61,7 @@ class Settings:
     def from_env(cls) -> "Settings":
         state_dir = Path(env("CLOUDARK_STATE_DIR", str(ROOT / ".state"))).resolve()
         pg_port = env_int("CLOUDARK_PG_PORT", 55432)
+        temporal_port = env_int("CLOUDARK_TEMPORAL_PORT", 7233)
         database_url = os.environ.get("DATABASE_URL", "").strip()
         temporal_address = os.environ.get("TEMPORAL_ADDRESS", "").strip()
         return cls(
@@ -69,7 +70,7 @@ class Settings:
             or f"postgresql://postgres@127.0.0.1:{pg_port}/cloudark",
             database_is_embedded=not database_url,
             embedded_pg_port=pg_port,
-            temporal_address=temporal_address or "127.0.0.1:7233",
+            temporal_address=temporal_address or f"127.0.0.1:{temporal_port}",
             temporal_is_embedded=not temporal_address,
             temporal_namespace=env("TEMPORAL_NAMESPACE", "default"),
             temporal_task_queue=env("TEMPORAL_TASK_QUEUE", "cloudark"),
