@@ -1,0 +1,60 @@
+"""The contract between `make bench` and its scenarios.
+
+A scenario is a module in bench/scenarios/ with
+`async def run(ctx: BenchContext) -> list[Figure]`, listed in
+bench/scenarios/__init__.py. It measures each figure `ctx.repeats` times and,
+where it compares against a bare part (a grpc.aio echo, an asyncpg select, a
+bare Temporal workflow), measures that baseline in the same run, beside it.
+The runner (bench/run.py) prints every figure's median and spread, the
+baseline's median, their ratio and the target.
+"""
+
+import statistics
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import grpc
+from temporalio.client import Client
+
+from services.common.config import Settings
+from services.common.server import RunningService, ServiceDefinition
+
+
+@dataclass
+class Figure:
+    """One measured figure: a sample per repeat, and its baseline if any."""
+
+    scenario: str
+    name: str
+    unit: str
+    samples: list[float]
+    target: str = ""
+    higher_is_better: bool = True
+    baseline_name: str = ""
+    baseline_samples: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def ratio(self) -> float | None:
+        """Figure over baseline, both medians; None without a baseline."""
+        if not self.baseline_samples:
+            return None
+        return self.median / statistics.median(self.baseline_samples)
+
+
+@dataclass
+class BenchContext:
+    """What a scenario gets: the bench stack's settings and Temporal client."""
+
+    settings: Settings
+    temporal: Client
+    task_queue: str
+    repeats: int
+    start_service: Callable[[ServiceDefinition], Awaitable[RunningService]]
+    channel: Callable[[RunningService], grpc.aio.Channel]
+
+
+Scenario = Callable[[BenchContext], Awaitable[list[Figure]]]
