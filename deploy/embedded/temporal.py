@@ -10,7 +10,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from services.common.config import Settings
+from services.common.config import Settings, env_int
 from workflows.search_attributes import cli_flags
 
 
@@ -43,6 +43,8 @@ def command(settings: Settings) -> list[str]:
         "--log-level",
         "error",
         "--ui-disable-news-fetch",
+        "--ui-codec-endpoint",
+        f"http://localhost:{env_int('CLOUDARK_CODEC_PORT', 8888)}",
         *cli_flags(),
     ]
 
