@@ -5,6 +5,7 @@ from temporalio.exceptions import ApplicationError
 
 from services.common.config import Settings
 from services.common.identity import SYSTEM_CALLER
+from services.common.tls import open_channel, tls_from_env
 
 # Worth another attempt: the service or the database was briefly away, or a
 # concurrent change got in first.
@@ -23,7 +24,7 @@ METADATA = SYSTEM_CALLER.metadata()
 
 
 def channel_to(service: str, settings: Settings) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(settings.service_address(service))
+    return open_channel(settings.service_address(service), tls_from_env())
 
 
 def activity_error(error: grpc.aio.AioRpcError) -> Exception:

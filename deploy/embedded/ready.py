@@ -15,6 +15,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from services.common.config import Settings, env
 from services.common.logs import configure_logging
+from services.common.tls import open_channel, tls_from_env
 from workflows.city.plan import DEMO, FULL
 from workflows.city.workflows import LoadCityInput, LoadCityResult, LoadCityWorkflow
 from workflows.worker import connect
@@ -28,7 +29,7 @@ CITY_SIZES = {"demo": DEMO, "full": FULL}
 async def wait_until_serving(address: str, timeout: float = 120.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with open_channel(address, tls_from_env()) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while True:
             try:

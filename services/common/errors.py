@@ -1,6 +1,6 @@
 """Domain errors, and their one mapping to gRPC status codes.
 
-Servicers and repositories raise these; `ErrorMappingInterceptor` (see
+Servicers and repositories raise these; `EdgeInterceptor` (see
 services/common/server.py) turns them into statuses at the edge, so that no
 client ever sees UNKNOWN or a stack trace.
 """

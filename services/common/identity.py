@@ -7,6 +7,7 @@ sent, so services must only be reachable from trusted networks.
 """
 
 from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -73,8 +74,17 @@ def caller_from_metadata(metadata: Iterable[tuple[str, str | bytes]]) -> Caller:
     return Caller(subject=subject, role=role, area_ids=areas)
 
 
+# Set at the edge when the transport (a client certificate) names the caller.
+TRANSPORT_CALLER: ContextVar[Caller | None] = ContextVar(
+    "transport_caller", default=None
+)
+
+
 def caller_of(context: grpc.aio.ServicerContext[object, object]) -> Caller:
-    """The caller of the RPC being served."""
+    """The caller of the RPC being served: its certificate's, else its metadata's."""
+    from_transport = TRANSPORT_CALLER.get()
+    if from_transport is not None:
+        return from_transport
     metadata = context.invocation_metadata() or ()
     return caller_from_metadata(metadata)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,10 @@ from services.common.errors import (
     to_status,
 )
 from services.common.idempotency import forget_old_keys
+from services.common.identity import TRANSPORT_CALLER
 from services.common.logs import configure_logging
+from services.common.metrics import RPC_DURATION, RPC_HANDLED, serve_metrics
+from services.common.tls import TlsConfig, tls_from_env, transport_caller
 from services.common.tracing import setup_tracing
 
 log = logging.getLogger(__name__)
@@ -63,16 +67,36 @@ class RunningService:
 
 
 async def start_service(
-    definition: ServiceDefinition, settings: Settings, port: int | None = None
+    definition: ServiceDefinition,
+    settings: Settings,
+    port: int | None = None,
+    tls: TlsConfig | None = None,
 ) -> RunningService:
-    """Starts the service on port (its configured port when None; 0 for any)."""
+    """Starts the service on port (its configured port when None; 0 for any).
+
+    With tls, the server requires client certificates (services/common/tls.py).
+    """
     await db.wait_for_database(settings.database_url)
     pool = await db.create_pool(settings, definition.schema)
+    try:
+        return await _serve(definition, settings, pool, port, tls)
+    except BaseException:
+        await pool.close()
+        raise
+
+
+async def _serve(
+    definition: ServiceDefinition,
+    settings: Settings,
+    pool: asyncpg.Pool,
+    port: int | None,
+    tls: TlsConfig | None,
+) -> RunningService:
     if settings.migrate_on_start:
         await db.migrate(pool, definition.schema, definition.migrations)
     await forget_old_keys(pool)
 
-    server = grpc.aio.server(interceptors=[ErrorMappingInterceptor()])
+    server = grpc.aio.server(interceptors=[EdgeInterceptor(tls)])
     names = list(definition.register(server, pool, settings))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -85,7 +109,11 @@ async def start_service(
         server,
     )
     wanted = settings.service_port(definition.name) if port is None else port
-    bound = server.add_insecure_port(f"{settings.bind_host}:{wanted}")
+    address = f"{settings.bind_host}:{wanted}"
+    if tls is None:
+        bound = server.add_insecure_port(address)
+    else:
+        bound = server.add_secure_port(address, tls.server_credentials())
     await server.start()
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -99,6 +127,7 @@ def main(definition: ServiceDefinition) -> None:
     """Entry point of a service process: serve until SIGTERM or SIGINT."""
     configure_logging(definition.name)
     setup_tracing(definition.name)
+    serve_metrics(definition.name)
     asyncio.run(_serve_until_signalled(definition))
 
 
@@ -107,7 +136,7 @@ async def _serve_until_signalled(definition: ServiceDefinition) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    service = await start_service(definition, Settings.from_env())
+    service = await start_service(definition, Settings.from_env(), tls=tls_from_env())
     await stop.wait()
     log.info("service %s stopping", definition.name)
     await service.stop()
@@ -117,12 +146,18 @@ Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 Behaviour = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 
 
-class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
-    """Turns every failure of a handler into a precise gRPC status.
+class EdgeInterceptor(grpc.aio.ServerInterceptor):
+    """The edge of every service: who is calling, what it costs, how it failed.
 
-    Domain errors keep their code and details; database errors are mapped;
-    anything else is logged and answered INTERNAL, never UNKNOWN.
+    With mutual TLS it resolves the caller from the client certificate; it
+    records each call's status code and latency; and it turns every failure
+    into a precise status: domain errors keep their code and details,
+    database errors are mapped, anything else is logged and answered
+    INTERNAL, never UNKNOWN.
     """
+
+    def __init__(self, tls: TlsConfig | None = None) -> None:
+        self._tls = tls
 
     async def intercept_service(
         self,
@@ -135,33 +170,46 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         method: str = handler_call_details.method
         behaviour = cast(Behaviour, handler.unary_unary)
         return grpc.unary_unary_rpc_method_handler(
-            _guarded(behaviour, method),
+            _guarded(behaviour, method, self._tls),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
 
 
-def _guarded(behaviour: Behaviour, method: str) -> Behaviour:
+def _guarded(behaviour: Behaviour, method: str, tls: TlsConfig | None) -> Behaviour:
     async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
         try:
+            if tls is not None:
+                TRANSPORT_CALLER.set(transport_caller(tls, method, context))
             return await behaviour(request, context)
         except grpc.aio.AbortError:
+            code = context.code() or grpc.StatusCode.UNKNOWN
             raise
-        except DomainError as error:
-            failure = error
-        except asyncpg.PostgresError as error:
-            failure = from_database_error(error)
-            if failure.code == grpc.StatusCode.INTERNAL:
-                log.error("database error in %s: %s", method, type(error).__name__)
-        except (OSError, asyncpg.InterfaceError) as error:
-            log.warning(
-                "%s could not reach the database: %s", method, type(error).__name__
-            )
-            failure = Unavailable("the database is not reachable; retry")
-        except Exception:
-            log.exception("unexpected failure in %s", method)
-            failure = DomainError("internal error")
-        status = to_status(failure)
-        await context.abort(status.code, status.details, status.trailing_metadata)
+        except Exception as error:
+            failure = _failure(error, method)
+            code = failure.code
+            status = to_status(failure)
+            await context.abort(status.code, status.details, status.trailing_metadata)
+        finally:
+            RPC_HANDLED.labels(method, code.name).inc()
+            RPC_DURATION.labels(method).observe(time.perf_counter() - started)
 
     return guarded
+
+
+def _failure(error: Exception, method: str) -> DomainError:
+    """The domain error a failure of a handler stands for."""
+    if isinstance(error, DomainError):
+        return error
+    if isinstance(error, asyncpg.PostgresError):
+        failure = from_database_error(error)
+        if failure.code == grpc.StatusCode.INTERNAL:
+            log.error("database error in %s: %s", method, type(error).__name__)
+        return failure
+    if isinstance(error, OSError | asyncpg.InterfaceError):
+        log.warning("%s could not reach the database: %s", method, type(error).__name__)
+        return Unavailable("the database is not reachable; retry")
+    log.error("unexpected failure in %s", method, exc_info=error)
+    return DomainError("internal error")

@@ -1,6 +1,8 @@
 """Every server answers health checks, lists itself through reflection and
 maps every failure to a precise status."""
 
+import urllib.request
+import uuid
 from collections.abc import AsyncIterator
 
 import grpc
@@ -9,10 +11,12 @@ from cloudark.grids.v1 import grids_pb2 as pb
 from cloudark.grids.v1 import grids_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from prometheus_client import REGISTRY
 
 from services.common.errors import DomainError
-from services.common.server import ErrorMappingInterceptor
-from tests.conftest import OPERATOR
+from services.common.metrics import serve_metrics
+from services.common.server import EdgeInterceptor
+from tests.conftest import OPERATOR, free_port
 from tests.helpers import call_error
 
 
@@ -64,7 +68,7 @@ class Broken(pb_grpc.GridsServiceServicer):
 
 @pytest.fixture
 async def broken_channel() -> AsyncIterator[grpc.aio.Channel]:
-    server = grpc.aio.server(interceptors=[ErrorMappingInterceptor()])
+    server = grpc.aio.server(interceptors=[EdgeInterceptor()])
     pb_grpc.add_GridsServiceServicer_to_server(Broken(), server)  # type: ignore[abstract]
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -88,3 +92,25 @@ async def test_a_bug_in_a_handler_is_internal_never_unknown(
     assert "a bug" not in (bug.details() or "")
     assert plain.code() == grpc.StatusCode.INTERNAL
     assert any("unexpected failure" in r.message for r in caplog.records)
+
+
+async def test_every_answer_is_counted_by_method_and_code(
+    grids_channel: grpc.aio.Channel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stub = pb_grpc.GridsServiceStub(grids_channel)
+    labels = {"method": "/cloudark.grids.v1.GridsService/GetArea", "code": "NOT_FOUND"}
+    before = REGISTRY.get_sample_value("cloudark_rpc_handled_total", labels) or 0.0
+
+    await call_error(
+        stub.GetArea(
+            pb.GetAreaRequest(id=str(uuid.uuid4())), metadata=OPERATOR.metadata()
+        )
+    )
+
+    after = REGISTRY.get_sample_value("cloudark_rpc_handled_total", labels)
+    assert after == before + 1
+    monkeypatch.setenv("CLOUDARK_GRIDS_METRICS_PORT", str(free_port()))
+    port = serve_metrics("grids")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+        scraped = reply.read().decode()
+    assert 'cloudark_rpc_handled_total{code="NOT_FOUND"' in scraped
