@@ -11,11 +11,13 @@ from typing import Any
 
 import grpc
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
-from services.common.config import Settings
+from services.common.config import Settings, env, env_int
 from services.common.logs import configure_logging
-from services.common.tracing import setup_tracing
+from services.common.metrics import serve_metrics
+from services.common.tracing import setup_tracing, temporal_interceptors
 from workflows.city.activities import CityActivities
 from workflows.city.workflows import LoadCityWorkflow
 from workflows.codec import data_converter
@@ -41,8 +43,14 @@ def build_worker(
     )
 
 
-async def connect(settings: Settings, timeout: float = 60.0) -> Client:
-    """Connects to Temporal, waiting for a server that is still starting."""
+async def connect(
+    settings: Settings, timeout: float = 60.0, runtime: Runtime | None = None
+) -> Client:
+    """Connects to Temporal, waiting for a server that is still starting.
+
+    Every client seals payloads with the codec and, when tracing is on,
+    traces workflow starts, workflows and activities.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
@@ -51,6 +59,8 @@ async def connect(settings: Settings, timeout: float = 60.0) -> Client:
                 settings.temporal_address,
                 namespace=settings.temporal_namespace,
                 data_converter=data_converter(),
+                interceptors=temporal_interceptors(),
+                runtime=runtime,
             )
         except RuntimeError:
             if loop.time() > deadline:
@@ -58,9 +68,20 @@ async def connect(settings: Settings, timeout: float = 60.0) -> Client:
             await asyncio.sleep(0.5)
 
 
+def sdk_metrics_runtime() -> Runtime | None:
+    """A runtime exporting the SDK's worker metrics (task slots, latencies)."""
+    port = env_int("CLOUDARK_WORKER_SDK_METRICS_PORT", 9200)
+    if not port:
+        return None
+    address = f"{env('CLOUDARK_METRICS_HOST', '127.0.0.1')}:{port}"
+    return Runtime(
+        telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address))
+    )
+
+
 async def _run() -> None:
     settings = Settings.from_env()
-    client = await connect(settings)
+    client = await connect(settings, runtime=sdk_metrics_runtime())
     channels = {name: channel_to(name, settings) for name in ("grids",)}
     worker = build_worker(client, settings.temporal_task_queue, channels)
     stop = asyncio.Event()
@@ -78,6 +99,7 @@ async def _run() -> None:
 def main() -> None:
     configure_logging("worker")
     setup_tracing("worker")
+    serve_metrics("worker")
     asyncio.run(_run())
 
 

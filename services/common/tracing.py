@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace.export import (
     ConsoleSpanExporter,
     SpanExporter,
 )
+from temporalio.contrib.opentelemetry import TracingInterceptor
 
 from services.common.config import env
 
@@ -26,14 +27,14 @@ def setup_tracing(process: str) -> bool:
     Must run before any gRPC server or channel is created. Returns whether
     tracing is on.
     """
-    exporter_name = env("OTEL_TRACES_EXPORTER", "none").lower()
-    if exporter_name == "none":
+    if not tracing_enabled():
         return False
+    exporter_name = env("OTEL_TRACES_EXPORTER", "none").lower()
     exporter = _exporter(exporter_name)
     provider = TracerProvider(resource=Resource.create({"service.name": process}))
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
-    _instrument_libraries()
+    instrument_libraries()
     log.info("tracing on, exporting to %s", exporter_name)
     return True
 
@@ -52,13 +53,46 @@ def _exporter(name: str) -> SpanExporter:
     )
 
 
-def _instrument_libraries() -> None:
+def instrument_libraries(provider: TracerProvider | None = None) -> None:
+    """Traces gRPC servers and channels created from now on, and asyncpg."""
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
     from opentelemetry.instrumentation.grpc import (
         GrpcAioInstrumentorClient,
         GrpcAioInstrumentorServer,
     )
 
-    GrpcAioInstrumentorServer().instrument()  # type: ignore[no-untyped-call]
-    GrpcAioInstrumentorClient().instrument()  # type: ignore[no-untyped-call]
-    AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
+    for instrumentor in (
+        GrpcAioInstrumentorServer(),  # type: ignore[no-untyped-call]
+        GrpcAioInstrumentorClient(),  # type: ignore[no-untyped-call]
+        AsyncPGInstrumentor(),  # type: ignore[no-untyped-call]
+    ):
+        instrumentor.instrument(tracer_provider=provider)
+
+
+def uninstrument_libraries() -> None:
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+    from opentelemetry.instrumentation.grpc import (
+        GrpcAioInstrumentorClient,
+        GrpcAioInstrumentorServer,
+    )
+
+    for instrumentor in (
+        GrpcAioInstrumentorServer(),  # type: ignore[no-untyped-call]
+        GrpcAioInstrumentorClient(),  # type: ignore[no-untyped-call]
+        AsyncPGInstrumentor(),  # type: ignore[no-untyped-call]
+    ):
+        instrumentor.uninstrument()
+
+
+def temporal_interceptors(
+    provider: TracerProvider | None = None,
+) -> list[TracingInterceptor]:
+    """Temporal client and worker interceptors: spans for workflows and activities."""
+    if provider is None and not tracing_enabled():
+        return []
+    tracer = (provider or trace.get_tracer_provider()).get_tracer("cloudark.temporal")
+    return [TracingInterceptor(tracer)]
+
+
+def tracing_enabled() -> bool:
+    return env("OTEL_TRACES_EXPORTER", "none").lower() != "none"
