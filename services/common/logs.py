@@ -8,9 +8,25 @@ addresses): ids and states only.
 import logging
 import sys
 
+from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
 
 from services.common.config import env
+
+
+class TraceIds(logging.Filter):
+    """Adds the current trace and span ids, so a log line leads to its trace.
+
+    Workflow and activity loggers add their own workflow ids (the SDK puts
+    them under `temporal_workflow` / `temporal_activity`).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            record.trace_id = format(context.trace_id, "032x")
+            record.span_id = format(context.span_id, "016x")
+        return True
 
 
 def configure_logging(process: str) -> None:
@@ -30,6 +46,7 @@ def configure_logging(process: str) -> None:
                 static_fields={"process": process},
             )
         )
+    handler.addFilter(TraceIds())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(env("CLOUDARK_LOG_LEVEL", "INFO").upper())
