@@ -58,6 +58,8 @@ class RunningService:
     port: int
     pool: asyncpg.Pool
     health: health.aio.HealthServicer
+    # Full names of the gRPC services it serves, e.g. cloudark.grids.v1.GridsService.
+    service_names: list[str]
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stops taking calls, lets calls in flight finish, closes the pool."""
@@ -120,7 +122,7 @@ async def _serve(
     log.info(
         "service %s listening on %s:%s", definition.name, settings.bind_host, bound
     )
-    return RunningService(definition, server, bound, pool, health_servicer)
+    return RunningService(definition, server, bound, pool, health_servicer, names)
 
 
 def main(definition: ServiceDefinition) -> None:

@@ -1,0 +1,7 @@
+"""Every gRPC service of Cloud Ark, for tools that treat them all alike
+(the migration job, the fuzz suite, the embedded stack)."""
+
+from services.common.server import ServiceDefinition
+from services.grids.server import DEFINITION as GRIDS
+
+DEFINITIONS: list[ServiceDefinition] = [GRIDS]
