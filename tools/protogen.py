@@ -10,6 +10,7 @@ import sys
 from importlib.resources import files
 from pathlib import Path
 
+from google.api import annotations_pb2
 from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,12 +25,15 @@ def generate(out_dir: Path) -> None:
     """Writes messages, stubs and typed .pyi stubs for every proto to out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
     well_known = str(files("grpc_tools").joinpath("_proto"))
+    # google/api/annotations.proto and friends ship with googleapis-common-protos.
+    googleapis = str(Path(annotations_pb2.__file__).parent.parent.parent)
     bin_dir = Path(sys.executable).parent
     sources = [str(p.relative_to(PROTOS)) for p in proto_files()]
     args = [
         "protoc",
         f"-I{PROTOS}",
         f"-I{well_known}",
+        f"-I{googleapis}",
         f"--plugin=protoc-gen-mypy={bin_dir / 'protoc-gen-mypy'}",
         f"--plugin=protoc-gen-mypy_grpc={bin_dir / 'protoc-gen-mypy_grpc'}",
         f"--python_out={out_dir}",

@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from temporalio.client import WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
-from services.common.config import Settings, env
+from services.common.config import Settings, env, env_int
 from services.common.logs import configure_logging
 from services.common.tls import open_channel, tls_from_env
 from workflows.city.plan import DEMO, FULL
@@ -67,6 +67,11 @@ def banner(settings: Settings, result: LoadCityResult | None) -> str:
     rows += [
         (f"{name} service (gRPC)", settings.service_address(name)) for name in SERVICES
     ]
+    gateway = f"http://localhost:{env_int('CLOUDARK_GATEWAY_PORT', 8080)}"
+    rows.append(("gateway (HTTP/JSON, docs at /docs)", gateway))
+    rows.append(
+        ("codec server", f"http://localhost:{env_int('CLOUDARK_CODEC_PORT', 8888)}")
+    )
     width = max(len(label) for label, _ in rows)
     lines = [f"  {label.ljust(width)}  {where}" for label, where in rows]
     if result is not None:

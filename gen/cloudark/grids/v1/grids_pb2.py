@@ -22,40 +22,51 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63loudark/grids/v1/grids.proto\x12\x11\x63loudark.grids.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe4\x01\n\x04\x41rea\x12\n\n\x02id\x18\x01 \x01(\t\x12)\n\x04kind\x18\x02 \x01(\x0e\x32\x1b.cloudark.grids.v1.AreaKind\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\tparent_id\x18\x04 \x01(\t\x12\x0c\n\x04\x63ode\x18\x05 \x01(\t\x12\x14\n\x0c\x61ncestor_ids\x18\x06 \x03(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x81\x01\n\x11\x43reateAreaRequest\x12)\n\x04kind\x18\x01 \x01(\x0e\x32\x1b.cloudark.grids.v1.AreaKind\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tparent_id\x18\x03 \x01(\t\x12\x0c\n\x04\x63ode\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\";\n\x12\x43reateAreaResponse\x12%\n\x04\x61rea\x18\x01 \x01(\x0b\x32\x17.cloudark.grids.v1.Area\"\x1c\n\x0eGetAreaRequest\x12\n\n\x02id\x18\x01 \x01(\t\"8\n\x0fGetAreaResponse\x12%\n\x04\x61rea\x18\x01 \x01(\x0b\x32\x17.cloudark.grids.v1.Area\"L\n\x10ListAreasRequest\x12\x11\n\tparent_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"T\n\x11ListAreasResponse\x12&\n\x05\x61reas\x18\x01 \x03(\x0b\x32\x17.cloudark.grids.v1.Area\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"A\n\x11RenameAreaRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\";\n\x12RenameAreaResponse\x12%\n\x04\x61rea\x18\x01 \x01(\x0b\x32\x17.cloudark.grids.v1.Area\"H\n\x0fMoveAreaRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rnew_parent_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"9\n\x10MoveAreaResponse\x12%\n\x04\x61rea\x18\x01 \x01(\x0b\x32\x17.cloudark.grids.v1.Area*\x92\x01\n\x08\x41reaKind\x12\x19\n\x15\x41REA_KIND_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x41REA_KIND_CITY\x10\x01\x12\x12\n\x0e\x41REA_KIND_TOWN\x10\x02\x12\x15\n\x11\x41REA_KIND_VILLAGE\x10\x03\x12\x12\n\x0e\x41REA_KIND_GRID\x10\x04\x12\x18\n\x14\x41REA_KIND_MICRO_GRID\x10\x05\x32\xc3\x03\n\x0cGridsService\x12Y\n\nCreateArea\x12$.cloudark.grids.v1.CreateAreaRequest\x1a%.cloudark.grids.v1.CreateAreaResponse\x12P\n\x07GetArea\x12!.cloudark.grids.v1.GetAreaRequest\x1a\".cloudark.grids.v1.GetAreaResponse\x12V\n\tListAreas\x12#.cloudark.grids.v1.ListAreasRequest\x1a$.cloudark.grids.v1.ListAreasResponse\x12Y\n\nRenameArea\x12$.cloudark.grids.v1.RenameAreaRequest\x1a%.cloudark.grids.v1.RenameAreaResponse\x12S\n\x08MoveArea\x12\".cloudark.grids.v1.MoveAreaRequest\x1a#.cloudark.grids.v1.MoveAreaResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63loudark/grids/v1/grids.proto\x12\x11\x63loudark.grids.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe4\x01\n\x04\x41rea\x12\n\n\x02id\x18\x01 \x01(\t\x12)\n\x04kind\x18\x02 \x01(\x0e\x32\x1b.cloudark.grids.v1.AreaKind\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\tparent_id\x18\x04 \x01(\t\x12\x0c\n\x04\x63ode\x18\x05 \x01(\t\x12\x14\n\x0c\x61ncestor_ids\x18\x06 \x03(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x81\x01\n\x11\x43reateAreaRequest\x12)\n\x04kind\x18\x01 \x01(\x0e\x32\x1b.cloudark.grids.v1.AreaKind\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tparent_id\x18\x03 \x01(\t\x12\x0c\n\x04\x63ode\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\";\n\x12\x43reateAreaResponse\x12%\n\x04\x61rea\x18\x01 \x01(\x0b\x32\x17.cloudark.grids.v1.Area\"\x1c\n\x0eGetAreaRequest\x12\n\n\x02id\x18\x01 \x01(\t\"8\n\x0fGetAreaResponse\x12%\n\x04\x61rea\x18\x01 \x01(\x0b\x32\x17.cloudark.grids.v1.Area\"L\n\x10ListAreasRequest\x12\x11\n\tparent_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"T\n\x11ListAreasResponse\x12&\n\x05\x61reas\x18\x01 \x03(\x0b\x32\x17.cloudark.grids.v1.Area\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"A\n\x11RenameAreaRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\";\n\x12RenameAreaResponse\x12%\n\x04\x61rea\x18\x01 \x01(\x0b\x32\x17.cloudark.grids.v1.Area\"H\n\x0fMoveAreaRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rnew_parent_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"9\n\x10MoveAreaResponse\x12%\n\x04\x61rea\x18\x01 \x01(\x0b\x32\x17.cloudark.grids.v1.Area*\x92\x01\n\x08\x41reaKind\x12\x19\n\x15\x41REA_KIND_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x41REA_KIND_CITY\x10\x01\x12\x12\n\x0e\x41REA_KIND_TOWN\x10\x02\x12\x15\n\x11\x41REA_KIND_VILLAGE\x10\x03\x12\x12\n\x0e\x41REA_KIND_GRID\x10\x04\x12\x18\n\x14\x41REA_KIND_MICRO_GRID\x10\x05\x32\xc6\x04\n\x0cGridsService\x12o\n\nCreateArea\x12$.cloudark.grids.v1.CreateAreaRequest\x1a%.cloudark.grids.v1.CreateAreaResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\"\t/v1/areas:\x01*\x12h\n\x07GetArea\x12!.cloudark.grids.v1.GetAreaRequest\x1a\".cloudark.grids.v1.GetAreaResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/areas/{id}\x12i\n\tListAreas\x12#.cloudark.grids.v1.ListAreasRequest\x1a$.cloudark.grids.v1.ListAreasResponse\"\x11\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/areas\x12{\n\nRenameArea\x12$.cloudark.grids.v1.RenameAreaRequest\x1a%.cloudark.grids.v1.RenameAreaResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x15/v1/areas/{id}:rename:\x01*\x12s\n\x08MoveArea\x12\".cloudark.grids.v1.MoveAreaRequest\x1a#.cloudark.grids.v1.MoveAreaResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\"\x13/v1/areas/{id}:move:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cloudark.grids.v1.grids_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_AREAKIND']._serialized_start=1023
-  _globals['_AREAKIND']._serialized_end=1169
-  _globals['_AREA']._serialized_start=86
-  _globals['_AREA']._serialized_end=314
-  _globals['_CREATEAREAREQUEST']._serialized_start=317
-  _globals['_CREATEAREAREQUEST']._serialized_end=446
-  _globals['_CREATEAREARESPONSE']._serialized_start=448
-  _globals['_CREATEAREARESPONSE']._serialized_end=507
-  _globals['_GETAREAREQUEST']._serialized_start=509
-  _globals['_GETAREAREQUEST']._serialized_end=537
-  _globals['_GETAREARESPONSE']._serialized_start=539
-  _globals['_GETAREARESPONSE']._serialized_end=595
-  _globals['_LISTAREASREQUEST']._serialized_start=597
-  _globals['_LISTAREASREQUEST']._serialized_end=673
-  _globals['_LISTAREASRESPONSE']._serialized_start=675
-  _globals['_LISTAREASRESPONSE']._serialized_end=759
-  _globals['_RENAMEAREAREQUEST']._serialized_start=761
-  _globals['_RENAMEAREAREQUEST']._serialized_end=826
-  _globals['_RENAMEAREARESPONSE']._serialized_start=828
-  _globals['_RENAMEAREARESPONSE']._serialized_end=887
-  _globals['_MOVEAREAREQUEST']._serialized_start=889
-  _globals['_MOVEAREAREQUEST']._serialized_end=961
-  _globals['_MOVEAREARESPONSE']._serialized_start=963
-  _globals['_MOVEAREARESPONSE']._serialized_end=1020
-  _globals['_GRIDSSERVICE']._serialized_start=1172
-  _globals['_GRIDSSERVICE']._serialized_end=1623
+  _globals['_GRIDSSERVICE'].methods_by_name['CreateArea']._loaded_options = None
+  _globals['_GRIDSSERVICE'].methods_by_name['CreateArea']._serialized_options = b'\202\323\344\223\002\016\"\t/v1/areas:\001*'
+  _globals['_GRIDSSERVICE'].methods_by_name['GetArea']._loaded_options = None
+  _globals['_GRIDSSERVICE'].methods_by_name['GetArea']._serialized_options = b'\202\323\344\223\002\020\022\016/v1/areas/{id}'
+  _globals['_GRIDSSERVICE'].methods_by_name['ListAreas']._loaded_options = None
+  _globals['_GRIDSSERVICE'].methods_by_name['ListAreas']._serialized_options = b'\202\323\344\223\002\013\022\t/v1/areas'
+  _globals['_GRIDSSERVICE'].methods_by_name['RenameArea']._loaded_options = None
+  _globals['_GRIDSSERVICE'].methods_by_name['RenameArea']._serialized_options = b'\202\323\344\223\002\032\"\025/v1/areas/{id}:rename:\001*'
+  _globals['_GRIDSSERVICE'].methods_by_name['MoveArea']._loaded_options = None
+  _globals['_GRIDSSERVICE'].methods_by_name['MoveArea']._serialized_options = b'\202\323\344\223\002\030\"\023/v1/areas/{id}:move:\001*'
+  _globals['_AREAKIND']._serialized_start=1053
+  _globals['_AREAKIND']._serialized_end=1199
+  _globals['_AREA']._serialized_start=116
+  _globals['_AREA']._serialized_end=344
+  _globals['_CREATEAREAREQUEST']._serialized_start=347
+  _globals['_CREATEAREAREQUEST']._serialized_end=476
+  _globals['_CREATEAREARESPONSE']._serialized_start=478
+  _globals['_CREATEAREARESPONSE']._serialized_end=537
+  _globals['_GETAREAREQUEST']._serialized_start=539
+  _globals['_GETAREAREQUEST']._serialized_end=567
+  _globals['_GETAREARESPONSE']._serialized_start=569
+  _globals['_GETAREARESPONSE']._serialized_end=625
+  _globals['_LISTAREASREQUEST']._serialized_start=627
+  _globals['_LISTAREASREQUEST']._serialized_end=703
+  _globals['_LISTAREASRESPONSE']._serialized_start=705
+  _globals['_LISTAREASRESPONSE']._serialized_end=789
+  _globals['_RENAMEAREAREQUEST']._serialized_start=791
+  _globals['_RENAMEAREAREQUEST']._serialized_end=856
+  _globals['_RENAMEAREARESPONSE']._serialized_start=858
+  _globals['_RENAMEAREARESPONSE']._serialized_end=917
+  _globals['_MOVEAREAREQUEST']._serialized_start=919
+  _globals['_MOVEAREAREQUEST']._serialized_end=991
+  _globals['_MOVEAREARESPONSE']._serialized_start=993
+  _globals['_MOVEAREARESPONSE']._serialized_end=1050
+  _globals['_GRIDSSERVICE']._serialized_start=1202
+  _globals['_GRIDSSERVICE']._serialized_end=1784
 # @@protoc_insertion_point(module_scope)
