@@ -5,8 +5,10 @@ overlays offline, so this implements the few kustomization fields that
 deploy/k8s uses, with kustomize's meaning:
 
 - `resources`: YAML files, or folders holding a kustomization.yaml;
-- `patches` with `path` only: strategic-merge patches, their target named by
-  the patch's kind and metadata.name. Maps merge; lists of containers,
+- `patches` with a `path` and an optional `target` (by `kind`, and `name`):
+  one strategic-merge patch per file, applied to the target's matches, or
+  without a target to the object of the patch's own kind and name. Maps
+  merge; lists of containers,
   volumes and env merge by name, volumeMounts by mountPath, ports by
   containerPort or port; any other list is replaced; a null removes a key;
 - `namespace`: set on every namespaced object;
@@ -100,22 +102,43 @@ def _resource(path: Path) -> list[Object]:
 
 
 def _apply_patch_file(objects: list[Object], folder: Path, patch: Object) -> None:
-    if set(patch) != {"path"}:
-        raise KustomizeError(f"{folder}: only patches with a path are supported")
-    for document in load_all(folder / patch["path"]):
-        target = _find(objects, document)
+    if "path" not in patch or set(patch) - {"path", "target"}:
+        raise KustomizeError(f"{folder}: a patch needs a path and only a target")
+    path = folder / patch["path"]
+    documents = load_all(path)
+    if len(documents) != 1:
+        # kustomize's `patches` takes one patch per file (patchesStrategicMerge,
+        # which took several, is deprecated).
+        raise KustomizeError(f"{path}: one patch per file")
+    (document,) = documents
+    for target in _targets(objects, document, patch.get("target")):
         merged = strategic_merge(target, document)
+        merged["metadata"]["name"] = target["metadata"]["name"]
         target.clear()
         target.update(merged)
 
 
-def _find(objects: list[Object], patch: Object) -> Object:
-    kind = patch.get("kind")
-    name = patch.get("metadata", {}).get("name")
-    for candidate in objects:
-        if candidate.get("kind") == kind and _name(candidate) == name:
-            return candidate
-    raise KustomizeError(f"patch target {kind}/{name} not found")
+def _targets(
+    objects: list[Object], patch: Object, target: Object | None
+) -> list[Object]:
+    if target is None:
+        target = {
+            "kind": patch.get("kind"),
+            "name": patch.get("metadata", {}).get("name"),
+        }
+    elif set(target) - {"kind", "name"}:
+        raise KustomizeError(f"unsupported patch target fields {sorted(target)}")
+    found = [
+        o
+        for o in objects
+        if o.get("kind") == target.get("kind")
+        and target.get("name") in (None, _name(o))
+    ]
+    if not found:
+        raise KustomizeError(
+            f"patch target {target.get('kind')}/{target.get('name', '*')} not found"
+        )
+    return found
 
 
 def strategic_merge(base: Any, patch: Any, field: str = "") -> Any:

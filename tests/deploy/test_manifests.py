@@ -309,3 +309,24 @@ def test_kustomizations_are_plain_kustomize_files() -> None:
         document = yaml.safe_load(path.read_text())
         assert document["apiVersion"] == "kustomize.config.k8s.io/v1beta1"
         assert document["kind"] == "Kustomization"
+
+
+def test_production_bounds_apply_to_every_autoscaler_and_the_worker_grows_most() -> (
+    None
+):
+    objects = rendered(K8S / "overlays" / "production")
+    bounds = {
+        name: (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"])
+        for name, hpa in of_kind(objects, "HorizontalPodAutoscaler").items()
+    }
+
+    assert bounds.pop("worker") == (3, 20)
+    assert set(bounds.values()) == {(3, 12)}
+
+
+def test_a_patch_file_with_two_patches_is_refused(k8s_copy: Path) -> None:
+    path = k8s_copy / "overlays" / "production" / "worker-autoscaling.yaml"
+    path.write_text(path.read_text() + "---\n" + path.read_text())
+
+    with pytest.raises(KustomizeError, match="one patch per file"):
+        build(path.parent)
