@@ -170,7 +170,7 @@ def _parse(
     staged: list[Staged] = []
     bad: list[BadRow] = []
     for number, row in enumerate(rows, start=first_row):
-        reason = _row_problem(row, width, codes, kind)
+        reason, when = _row_problem(row, width, codes, kind)
         if reason is None and row[0] in seen:
             reason = f"duplicate id: already at row {seen[row[0]]}"
         if reason is not None:
@@ -179,32 +179,33 @@ def _parse(
         seen[row[0]] = number
         source = SOURCES_BY_CODE[row[4]] if kind == "cases" else 0
         text = row[5] if kind == "cases" else row[4]
-        when = datetime.fromisoformat(row[1])
+        assert when is not None
         staged.append((number, row[0], when, row[2], codes[row[3]], source, text))
     return staged, bad
 
 
 def _row_problem(
     row: list[str], width: int, codes: dict[str, int], kind: str
-) -> str | None:
+) -> tuple[str | None, datetime | None]:
+    """Why a row is bad (None if it is not), and its time when it has one."""
     if len(row) != width:
-        return f"has {len(row)} fields, not {width}"
+        return f"has {len(row)} fields, not {width}", None
     if not row[0] or len(row[0]) > EXTERNAL_ID_MAX:
-        return f"bad id: must be 1 to {EXTERNAL_ID_MAX} characters"
+        return f"bad id: must be 1 to {EXTERNAL_ID_MAX} characters", None
     try:
         when = datetime.fromisoformat(row[1])
     except ValueError:
-        return "bad date: not an ISO 8601 date and time"
+        return "bad date: not an ISO 8601 date and time", None
     if when.tzinfo is None:
-        return "bad date: has no UTC offset"
+        return "bad date: has no UTC offset", None
     if row[3] not in codes:
         noun = "category" if kind == "cases" else "patrol kind"
-        return f"unknown {noun}"
+        return f"unknown {noun}", None
     if kind == "cases" and row[4] not in SOURCES_BY_CODE:
-        return "unknown source"
+        return "unknown source", None
     if len(row[-1]) > config.DESCRIPTION_MAX:
-        return f"text longer than {config.DESCRIPTION_MAX} characters"
-    return None
+        return f"text longer than {config.DESCRIPTION_MAX} characters", None
+    return None, when
 
 
 async def _import_batch(

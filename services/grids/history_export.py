@@ -63,8 +63,13 @@ def write_2022(
     *,
     category_counts: dict[int, int] | None = None,
     patrols: int = SEED_2022_PATROLS,
+    id_prefix: str = "",
 ) -> Export:
-    """Writes cases-2022.csv and patrols-2022.csv into folder."""
+    """Writes cases-2022.csv and patrols-2022.csv into folder.
+
+    id_prefix keeps the legacy ids of several exports apart (benchmarks import
+    one per city into the same database).
+    """
     rng = random.Random(seed)
     places = micro_grids(plan)
     counts = category_counts or SEED_2022_CATEGORY_COUNTS
@@ -83,7 +88,7 @@ def write_2022(
             export.town_categories.setdefault(town, Counter())[category] += 1
             writer.writerow(
                 [
-                    f"C2022-{n:07d}",
+                    f"{id_prefix}C2022-{n:07d}",
                     _moment(rng),
                     code,
                     CATEGORY_CODES[category],
@@ -98,7 +103,9 @@ def write_2022(
         for n in range(1, patrols + 1):
             code, town = places[rng.randrange(len(places))]
             export.town_patrols[town] += 1
-            writer.writerow([f"P2022-{n:07d}", _moment(rng), code, kinds[n % 2], ""])
+            writer.writerow(
+                [f"{id_prefix}P2022-{n:07d}", _moment(rng), code, kinds[n % 2], ""]
+            )
     return export
 
 
