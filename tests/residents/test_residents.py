@@ -289,7 +289,10 @@ async def test_care_profile_puts_a_resident_on_the_roster_and_off_again(
         ({"name": ""}, ["name"]),
         ({"national_id": "", "phone": "1"}, ["national_id", "phone"]),
         ({"household_id": "nope"}, ["household_id"]),
-        ({"contact": pb.ContactPreferences(channels=[9])}, ["contact.channels"]),
+        (
+            {"contact": pb.ContactPreferences(channels=[9])},  # type: ignore[list-item]
+            ["contact.channels"],
+        ),
     ],
 )
 async def test_malformed_registration_names_every_bad_field_and_changes_nothing(
