@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import statistics
 import time
 import uuid
@@ -25,6 +26,7 @@ from cloudark.residents.v1 import residents_pb2_grpc as pb_grpc
 from bench.harness import BenchContext, Figure
 from services.common.identity import Caller, Role
 from services.grids.server import DEFINITION as GRIDS
+from services.residents.pii import national_id_check_char
 from services.residents.server import DEFINITION as RESIDENTS
 
 IN_FLIGHT = 50
@@ -140,13 +142,19 @@ async def _residents_stub(
         pb.RegisterResidentRequest(
             household_id=home.household.id,
             name="王海",
-            national_id="11010519491231002X",
+            national_id=_fresh_national_id(),
             phone="13812345678",
             request_id=f"bench-{home.household.id}",
         ),
         metadata=OPERATOR,
     )
     return stub, member.resident.id
+
+
+def _fresh_national_id() -> str:
+    # A new number per run: the bench database may keep earlier runs' residents.
+    body = f"330904{random.randrange(1940, 2005)}0101{random.randrange(1000):03d}"
+    return body + national_id_check_char(body)
 
 
 async def _micro_grid(stub: gpb_grpc.GridsServiceAsyncStub) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import logging
@@ -139,7 +140,7 @@ class Keyring:
     def encrypt(self, plaintext: str, context: str) -> bytes:
         """nonce || ciphertext under the active key; context binds it to its row."""
         nonce = os.urandom(12)
-        sealed = AESGCM(self.keys[self.active]).encrypt(
+        sealed = _cipher(self.keys[self.active]).encrypt(
             nonce, plaintext.encode(), context.encode()
         )
         return nonce + sealed
@@ -149,7 +150,7 @@ class Keyring:
         if key is None:
             raise PiiKeyError(f"no key {key_id!r} to decrypt with")
         try:
-            plain = AESGCM(key).decrypt(blob[:12], blob[12:], context.encode())
+            plain = _cipher(key).decrypt(blob[:12], blob[12:], context.encode())
         except InvalidTag:
             raise PiiKeyError(f"ciphertext does not open with key {key_id!r}") from None
         return plain.decode()
@@ -158,6 +159,12 @@ class Keyring:
         """The keyed hash the database indexes instead of the number."""
         message = f"{kind}:{normalised}".encode()
         return hmac.new(self.hmac_key, message, hashlib.sha256).digest()
+
+
+@functools.lru_cache(maxsize=16)
+def _cipher(key: bytes) -> AESGCM:
+    # Building the cipher expands the key; every read of a resident needs it.
+    return AESGCM(key)
 
 
 def _parse_keys(raw: str) -> dict[str, bytes]:
