@@ -3,5 +3,6 @@
 
 from services.common.server import ServiceDefinition
 from services.grids.server import DEFINITION as GRIDS
+from services.residents.server import DEFINITION as RESIDENTS
 
-DEFINITIONS: list[ServiceDefinition] = [GRIDS]
+DEFINITIONS: list[ServiceDefinition] = [GRIDS, RESIDENTS]

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -25,6 +26,7 @@ from services.common.config import ROOT, Settings
 from services.common.identity import Caller, Role
 from services.common.server import RunningService, start_service
 from services.grids.server import DEFINITION as GRIDS
+from services.residents.server import DEFINITION as RESIDENTS
 from workflows import search_attributes
 from workflows.codec import data_converter
 
@@ -62,7 +64,9 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
         try:
-            asyncio.run(db.wait_for_database(url, timeout=60))
+            # In a thread: this fixture may be first asked for inside a running loop.
+            with ThreadPoolExecutor(1) as pool:
+                pool.submit(asyncio.run, db.wait_for_database(url, timeout=60)).result()
             yield url
         finally:
             server.terminate()
@@ -93,6 +97,33 @@ async def grids_channel(
     grids_service: RunningService,
 ) -> AsyncIterator[grpc.aio.Channel]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{grids_service.port}") as channel:
+        yield channel
+
+
+@pytest.fixture(scope="session")
+async def residents_service(
+    settings: Settings, grids_service: RunningService
+) -> AsyncIterator[RunningService]:
+    """The residents service, finding areas through the session's grids service."""
+    saved = os.environ.get("CLOUDARK_GRIDS_ADDRESS")
+    os.environ["CLOUDARK_GRIDS_ADDRESS"] = f"127.0.0.1:{grids_service.port}"
+    try:
+        service = await start_service(RESIDENTS, settings, port=0)
+    finally:
+        if saved is None:
+            del os.environ["CLOUDARK_GRIDS_ADDRESS"]
+        else:
+            os.environ["CLOUDARK_GRIDS_ADDRESS"] = saved
+    yield service
+    await service.stop(grace=1)
+
+
+@pytest.fixture(scope="session")
+async def residents_channel(
+    residents_service: RunningService,
+) -> AsyncIterator[grpc.aio.Channel]:
+    address = f"127.0.0.1:{residents_service.port}"
+    async with grpc.aio.insecure_channel(address) as channel:
         yield channel
 
 

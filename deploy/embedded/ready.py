@@ -26,7 +26,7 @@ from workflows.worker import connect
 
 log = logging.getLogger(__name__)
 
-SERVICES = ["grids"]
+SERVICES = ["grids", "residents"]
 CITY_SIZES = {"demo": DEMO, "full": FULL}
 
 

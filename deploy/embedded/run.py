@@ -12,7 +12,7 @@ from pathlib import Path
 from services.common.config import ROOT, Settings
 
 PROCFILE = Path(__file__).with_name("Procfile")
-APP_PROCESSES = ["grids", "gateway", "codec", "worker", "ready"]
+APP_PROCESSES = ["grids", "residents", "gateway", "codec", "worker", "ready"]
 
 
 def processes(settings: Settings) -> list[str]:

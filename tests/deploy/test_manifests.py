@@ -18,7 +18,6 @@ OVERLAYS = overlays()
 # Roles whose code is being written in parallel (#4, #5, #6, #10): their
 # commands are in the manifests before their modules exist.
 PENDING = {
-    "services.residents.server",
     "services.notifications.server",
     "services.merchants.server",
 }

@@ -5,7 +5,6 @@ nothing. CLOUDARK_FUZZ_REQUESTS sets how many per service (default 300)."""
 import collections
 import os
 import random
-from collections.abc import AsyncIterator
 
 import asyncpg
 import grpc
@@ -15,9 +14,8 @@ from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 
 from services.catalog import DEFINITIONS
-from services.common.config import Settings
 from services.common.identity import Caller, Role
-from services.common.server import RunningService, ServiceDefinition, start_service
+from services.common.server import RunningService, ServiceDefinition
 from tests.conftest import OPERATOR
 from tests.reliability.fuzz import RequestFuzzer, service_descriptor
 
@@ -42,15 +40,11 @@ REQUESTS = int(os.environ.get("CLOUDARK_FUZZ_REQUESTS", "300"))
 
 
 @pytest.fixture(params=DEFINITIONS, ids=lambda d: d.name)
-async def service(
-    request: pytest.FixtureRequest, settings: Settings
-) -> AsyncIterator[RunningService]:
+def service(request: pytest.FixtureRequest) -> RunningService:
+    """The session's running service of that name (fixture `<name>_service`)."""
     definition: ServiceDefinition = request.param
-    running = await start_service(definition, settings, port=0)
-    await watch_writes(running)
-    yield running
-    await unwatch_writes(running)
-    await running.stop(grace=1)
+    running: RunningService = request.getfixturevalue(f"{definition.name}_service")
+    return running
 
 
 async def test_generated_requests_get_documented_codes_and_failures_change_nothing(
@@ -65,17 +59,23 @@ async def test_generated_requests_get_documented_codes_and_failures_change_nothi
     rng = random.Random(7)
     codes: collections.Counter[str] = collections.Counter()
     unexpected, changed = [], []
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
-        for _ in range(REQUESTS):
-            method = rng.choice(methods)
-            request = fuzzer.request(method)
-            before = await fingerprint(service)
-            code = await call(channel, method, request, rng.choice(CALLERS))
-            codes[code.name] += 1
-            if code not in DOCUMENTED:
-                unexpected.append((method.name, code.name, request))
-            elif code != grpc.StatusCode.OK and await fingerprint(service) != before:
-                changed.append((method.name, code.name, request))
+    await watch_writes(service)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
+            for _ in range(REQUESTS):
+                method = rng.choice(methods)
+                request = fuzzer.request(method)
+                before = await fingerprint(service)
+                code = await call(channel, method, request, rng.choice(CALLERS))
+                codes[code.name] += 1
+                if code not in DOCUMENTED:
+                    unexpected.append((method.name, code.name, request))
+                elif (
+                    code != grpc.StatusCode.OK and await fingerprint(service) != before
+                ):
+                    changed.append((method.name, code.name, request))
+    finally:
+        await unwatch_writes(service)
 
     assert unexpected == []
     assert changed == []

@@ -1,0 +1,1 @@
+"""The residents service: households, residents, key service recipients, points."""
