@@ -109,6 +109,13 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, as /proc/loadavg has them."""
+    with contextlib.suppress(OSError):
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    return ""
+
+
 def machine() -> str:
     """CPU model, cores, memory, Python and the date, for the record."""
     cpu = "unknown CPU"
@@ -135,6 +142,7 @@ def document(
     command: str,
     repeats: int,
     minutes: float,
+    load_at_start: str = "",
 ) -> str:
     """docs/benchmarks.md: where and how the table was measured, and the table."""
     return f"""# Benchmarks
@@ -142,6 +150,8 @@ def document(
 Written by `make bench` (bench/run.py); do not edit by hand.
 
 - Machine: {machine()}
+- Load average (1, 5, 15 min) when it started: {load_at_start or "unknown"};
+  the machine is shared, so other work shows in the spread.
 - Command: `{command}`
 - Each figure is the median of {repeats} repeats; the spread is their min–max.
   Baselines are measured in the same run, beside the figure; the ratio is
@@ -151,9 +161,9 @@ Written by `make bench` (bench/run.py); do not edit by hand.
 
 ## Reading the table
 
-- Targets of the bare parts (scenario `baselines`) are half of what
-  ../shared/BASELINES.md measured on a like machine: a check that the bench
-  stack is healthy, not a goal.
+- Targets of the bare parts (scenario `baselines`) are half the throughput
+  and twice the latency ../shared/BASELINES.md measured on a like machine: a
+  check that the bench stack is healthy, not a goal.
 - The bench stack is the one `make run` starts (PostgreSQL with fsync on, the
   Temporal dev server on a SQLite file) in `.bench-state/`, created afresh.
 - Services run in the bench's own process and event loop, so a service's

@@ -37,7 +37,7 @@ import grpc
 from temporalio.client import Client
 
 from bench.harness import BenchContext, Figure, Scenario
-from bench.report import Failure, document, table
+from bench.report import Failure, document, load_average, table
 from bench.scenarios import SCENARIOS
 from deploy.embedded.temporal import command as temporal_command
 from services.common import db
@@ -269,6 +269,7 @@ class Interrupted(Exception):
 
 async def _main(options: Options) -> int:
     began = time.monotonic()
+    load = load_average()
     main_task = asyncio.current_task()
     assert main_task is not None
     signalled = asyncio.Event()
@@ -292,7 +293,9 @@ async def _main(options: Options) -> int:
     print(table(figures, failures), flush=True)
     if options.output is not None:
         minutes = (time.monotonic() - began) / 60
-        report = document(figures, failures, options.command, options.repeats, minutes)
+        report = document(
+            figures, failures, options.command, options.repeats, minutes, load
+        )
         options.output.parent.mkdir(parents=True, exist_ok=True)
         options.output.write_text(report)
         _say(f"written to {options.output}")
