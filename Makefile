@@ -8,7 +8,7 @@ UV := $(BIN)/uv
 SYNCED := $(VENV)/.synced
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: setup run test lint format protos clean
+.PHONY: setup run test lint format protos bench clean
 
 setup: $(SYNCED)
 
@@ -29,6 +29,10 @@ run: $(SYNCED)
 test: $(SYNCED)
 	$(BIN)/pytest -q
 
+# Its own stack in .bench-state/; writes docs/benchmarks.md. BENCH_ARGS="--quick".
+bench: $(SYNCED)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 lint: $(SYNCED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -43,4 +47,4 @@ protos: $(SYNCED)
 	$(BIN)/python -m tools.protogen gen
 
 clean:
-	rm -rf $(VENV) .state .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .state .bench-state .pytest_cache .mypy_cache .ruff_cache

@@ -28,6 +28,10 @@ class Figure:
     name: str
     unit: str
     samples: list[float]
+    # What is wanted, as "<op> <number>" in the figure's unit ("≥ 500",
+    # "≤ 50 ms") or against the baseline ("≥ 0.5× baseline"); op is one of
+    # ≥ ≤ >= <= > <. The runner judges targets of that form; other text is
+    # shown but not judged.
     target: str = ""
     higher_is_better: bool = True
     baseline_name: str = ""
@@ -55,6 +59,10 @@ class BenchContext:
     repeats: int
     start_service: Callable[[ServiceDefinition], Awaitable[RunningService]]
     channel: Callable[[RunningService], grpc.aio.Channel]
+    # How long one throughput sample runs, in seconds; short in a quick run.
+    seconds: float = 3.0
+    # A smoke run (`make bench` --quick): tiny durations, figures not to cite.
+    quick: bool = False
 
 
 Scenario = Callable[[BenchContext], Awaitable[list[Figure]]]
