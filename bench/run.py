@@ -43,7 +43,7 @@ from deploy.embedded.temporal import command as temporal_command
 from services.common import db
 from services.common.config import ROOT, Settings
 from services.common.server import RunningService, ServiceDefinition, start_service
-from workflows.worker import connect
+from services.common.temporal import connect_temporal
 
 T = TypeVar("T")
 
@@ -129,7 +129,7 @@ async def bench_stack(state: Path) -> AsyncIterator[Stack]:
             _process("temporal", temporal_command(settings), state)
         )
         client = await _ready_unless_exited(
-            temporal, connect(settings, timeout=120), state / "temporal.log"
+            temporal, connect_temporal(settings, timeout=120), state / "temporal.log"
         )
         yield Stack(settings, client)
 

@@ -17,10 +17,10 @@ from temporalio.worker import Worker
 from services.common.config import Settings, env, env_int
 from services.common.logs import configure_logging
 from services.common.metrics import serve_metrics
-from services.common.tracing import setup_tracing, temporal_interceptors
+from services.common.temporal import connect_temporal
+from services.common.tracing import setup_tracing
 from workflows.city.activities import CityActivities
 from workflows.city.workflows import LoadCityWorkflow
-from workflows.codec import data_converter
 from workflows.rpc import channel_to
 
 log = logging.getLogger(__name__)
@@ -43,31 +43,6 @@ def build_worker(
     )
 
 
-async def connect(
-    settings: Settings, timeout: float = 60.0, runtime: Runtime | None = None
-) -> Client:
-    """Connects to Temporal, waiting for a server that is still starting.
-
-    Every client seals payloads with the codec and, when tracing is on,
-    traces workflow starts, workflows and activities.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        try:
-            return await Client.connect(
-                settings.temporal_address,
-                namespace=settings.temporal_namespace,
-                data_converter=data_converter(),
-                interceptors=temporal_interceptors(),
-                runtime=runtime,
-            )
-        except RuntimeError:
-            if loop.time() > deadline:
-                raise
-            await asyncio.sleep(0.5)
-
-
 def sdk_metrics_runtime() -> Runtime | None:
     """A runtime exporting the SDK's worker metrics (task slots, latencies)."""
     port = env_int("CLOUDARK_WORKER_SDK_METRICS_PORT", 9200)
@@ -81,7 +56,7 @@ def sdk_metrics_runtime() -> Runtime | None:
 
 async def _run() -> None:
     settings = Settings.from_env()
-    client = await connect(settings, runtime=sdk_metrics_runtime())
+    client = await connect_temporal(settings, runtime=sdk_metrics_runtime())
     channels = {name: channel_to(name, settings) for name in ("grids",)}
     worker = build_worker(client, settings.temporal_task_queue, channels)
     stop = asyncio.Event()

@@ -16,13 +16,13 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from services.common.config import Settings, env, env_int
 from services.common.logs import configure_logging
+from services.common.temporal import connect_temporal
 from services.common.tls import open_channel, tls_from_env
 from services.grids import config as grids_config
 from services.grids import loader
 from services.grids.loader import FULL_STAFF
 from workflows.city.plan import DEMO, FULL
 from workflows.city.workflows import LoadCityInput, LoadCityResult, LoadCityWorkflow
-from workflows.worker import connect
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ async def load_full_city(settings: Settings) -> LoadCityResult:
 async def load_city(settings: Settings, size_name: str) -> LoadCityResult:
     if size_name == "full":
         return await load_full_city(settings)
-    client = await connect(settings)
+    client = await connect_temporal(settings)
     handle: WorkflowHandle[
         LoadCityWorkflow, LoadCityResult
     ] = await client.start_workflow(

@@ -21,6 +21,7 @@ import asyncpg
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from temporalio.client import Client
 
 from services.common import db
 from services.common.config import Settings
@@ -34,13 +35,25 @@ from services.common.idempotency import forget_old_keys
 from services.common.identity import TRANSPORT_CALLER
 from services.common.logs import configure_logging
 from services.common.metrics import RPC_DURATION, RPC_HANDLED, serve_metrics
+from services.common.temporal import connect_temporal
 from services.common.tls import TlsConfig, tls_from_env, transport_caller
 from services.common.tracing import setup_tracing
 
 log = logging.getLogger(__name__)
 
+
+@dataclass(frozen=True)
+class ServiceContext:
+    """What a service's servicers may use: its pool, the settings, and a
+    Temporal client when the service starts workflows (a front door)."""
+
+    pool: asyncpg.Pool
+    settings: Settings
+    temporal: Client | None = None
+
+
 # Adds the service's servicers to the server; returns their full names.
-Register = Callable[[grpc.aio.Server, asyncpg.Pool, Settings], Sequence[str]]
+Register = Callable[[grpc.aio.Server, ServiceContext], Sequence[str]]
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,8 @@ class ServiceDefinition:
     schema: str
     migrations: Path
     register: Register
+    # Front doors start and steer workflows, so they get a Temporal client.
+    uses_temporal: bool = False
 
 
 @dataclass
@@ -73,15 +88,19 @@ async def start_service(
     settings: Settings,
     port: int | None = None,
     tls: TlsConfig | None = None,
+    temporal: Client | None = None,
 ) -> RunningService:
     """Starts the service on port (its configured port when None; 0 for any).
 
     With tls, the server requires client certificates (services/common/tls.py).
     """
     await db.wait_for_database(settings.database_url)
+    if definition.uses_temporal and temporal is None:
+        temporal = await connect_temporal(settings)
     pool = await db.create_pool(settings, definition.schema)
+    context = ServiceContext(pool, settings, temporal)
     try:
-        return await _serve(definition, settings, pool, port, tls)
+        return await _serve(definition, context, port, tls)
     except BaseException:
         await pool.close()
         raise
@@ -89,17 +108,17 @@ async def start_service(
 
 async def _serve(
     definition: ServiceDefinition,
-    settings: Settings,
-    pool: asyncpg.Pool,
+    context: ServiceContext,
     port: int | None,
     tls: TlsConfig | None,
 ) -> RunningService:
+    pool, settings = context.pool, context.settings
     if settings.migrate_on_start:
         await db.migrate(pool, definition.schema, definition.migrations)
     await forget_old_keys(pool)
 
     server = grpc.aio.server(interceptors=[EdgeInterceptor(tls)])
-    names = list(definition.register(server, pool, settings))
+    names = list(definition.register(server, context))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

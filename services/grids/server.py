@@ -7,7 +7,6 @@ One process serves the hierarchy (GridsService), the people on duty
 
 from collections.abc import Sequence
 
-import asyncpg
 import grpc
 from cloudark.grids.v1 import (
     cases_pb2,
@@ -20,8 +19,7 @@ from cloudark.grids.v1 import (
     staff_pb2_grpc,
 )
 
-from services.common.config import Settings
-from services.common.server import ServiceDefinition, main
+from services.common.server import ServiceContext, ServiceDefinition, main
 from services.grids import config
 from services.grids.cases_servicer import CasesServicer
 from services.grids.reports_servicer import ReportsServicer
@@ -29,9 +27,8 @@ from services.grids.servicer import GridsServicer
 from services.grids.staff_servicer import StaffServicer
 
 
-def register(
-    server: grpc.aio.Server, pool: asyncpg.Pool, settings: Settings
-) -> Sequence[str]:
+def register(server: grpc.aio.Server, context: ServiceContext) -> Sequence[str]:
+    pool = context.pool
     grids_pb2_grpc.add_GridsServiceServicer_to_server(GridsServicer(pool), server)
     staff_pb2_grpc.add_StaffServiceServicer_to_server(StaffServicer(pool), server)
     cases_pb2_grpc.add_CasesServiceServicer_to_server(CasesServicer(pool), server)

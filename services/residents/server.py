@@ -2,21 +2,18 @@
 
 from collections.abc import Sequence
 
-import asyncpg
 import grpc
 from cloudark.residents.v1 import residents_pb2, residents_pb2_grpc
 
-from services.common.config import Settings
-from services.common.server import ServiceDefinition, main
+from services.common.server import ServiceContext, ServiceDefinition, main
 from services.residents import config
 from services.residents.grids_client import GridsClient
 from services.residents.pii import Keyring
 from services.residents.servicer import ResidentsServicer
 
 
-def register(
-    server: grpc.aio.Server, pool: asyncpg.Pool, settings: Settings
-) -> Sequence[str]:
+def register(server: grpc.aio.Server, context: ServiceContext) -> Sequence[str]:
+    pool, settings = context.pool, context.settings
     servicer = ResidentsServicer(
         pool, Keyring.from_env(), GridsClient.from_settings(settings)
     )
