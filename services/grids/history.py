@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -116,6 +116,25 @@ async def import_file(
         result.refused_batches,
     )
     return result
+
+
+async def import_files(
+    pool: asyncpg.Pool,
+    files: Sequence[tuple[str, Path]],
+    *,
+    batch_size: int = BATCH_SIZE,
+) -> list[ImportResult]:
+    """Imports several (kind, file) pairs at once, one connection each.
+
+    Index upkeep in PostgreSQL, not parsing, bounds one stream, so files in
+    parallel use the database's cores.
+    """
+
+    async def one(kind: str, path: Path) -> ImportResult:
+        async with pool.acquire() as conn:
+            return await import_file(conn, path, kind, batch_size=batch_size)
+
+    return list(await asyncio.gather(*(one(kind, path) for kind, path in files)))
 
 
 async def _claim(conn: Connection, import_id: str, kind: str) -> None:
@@ -329,22 +348,38 @@ async def _record_batch(
 
 
 async def _run_cli(args: argparse.Namespace) -> int:
+    pairs = list(zip(args.pairs[::2], map(Path, args.pairs[1::2]), strict=True))
+    unknown = [kind for kind, _ in pairs if kind not in KINDS]
+    if unknown or len(args.pairs) % 2:
+        raise SystemExit("give KIND FILE pairs, KIND being cases or patrols")
+    if args.import_id and len(pairs) > 1:
+        raise SystemExit("--import-id names one import: give one KIND FILE pair")
     settings = Settings.from_env()
-    conn = await asyncpg.connect(
-        settings.database_url, server_settings={"search_path": config.SCHEMA}
+    pool = await asyncpg.create_pool(
+        settings.database_url,
+        min_size=1,
+        max_size=len(pairs),
+        server_settings={"search_path": config.SCHEMA},
     )
     try:
-        result = await import_file(
-            conn,
-            Path(args.file),
-            args.kind,
-            import_id=args.import_id,
-            batch_size=args.batch_size,
-        )
+        if args.import_id:
+            async with pool.acquire() as conn:
+                kind, path = pairs[0]
+                results = [
+                    await import_file(
+                        conn,
+                        path,
+                        kind,
+                        import_id=args.import_id,
+                        batch_size=args.batch_size,
+                    )
+                ]
+        else:
+            results = await import_files(pool, pairs, batch_size=args.batch_size)
     finally:
-        await conn.close()
-    sys.stdout.write(json.dumps(asdict(result), indent=2) + "\n")
-    return 1 if result.bad_rows else 0
+        await pool.close()
+    sys.stdout.write(json.dumps([asdict(r) for r in results], indent=2) + "\n")
+    return 1 if any(r.bad_rows for r in results) else 0
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -362,9 +397,10 @@ def _generate(args: argparse.Namespace) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m services.grids.history")
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("import", help="import a cases or patrols CSV file")
-    run.add_argument("kind", choices=KINDS)
-    run.add_argument("file")
+    run = commands.add_parser(
+        "import", help="import cases or patrols CSV files: KIND FILE [KIND FILE ...]"
+    )
+    run.add_argument("pairs", nargs="+", metavar="KIND FILE")
     run.add_argument("--import-id", default="", help="default: from the file's hash")
     run.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     gen = commands.add_parser("generate", help="write the full city's 2022 export")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import json
+import os
 import random
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +17,7 @@ from cloudark.grids.v1 import cases_pb2
 from cloudark.grids.v1 import reports_pb2 as pb
 from cloudark.grids.v1 import reports_pb2_grpc as pb_grpc
 
+from services.common.config import Settings
 from services.common.db import Connection
 from services.common.server import RunningService
 from services.grids import history
@@ -53,9 +58,11 @@ async def full_city(
             conn, name=f"Full {code}", code=code, size=FULL, staff=FULL_STAFF, seed=2022
         )
         assert city.plan is not None
-        export = write_2022(city.plan, tmp_path_factory.mktemp("export"), seed=2022)
-        cases = await history.import_file(conn, export.cases_path, "cases")
-        patrols = await history.import_file(conn, export.patrols_path, "patrols")
+    export = write_2022(city.plan, tmp_path_factory.mktemp("export"), seed=2022)
+    cases, patrols = await history.import_files(
+        grids_service.pool,
+        [("cases", export.cases_path), ("patrols", export.patrols_path)],
+    )
     return FullCity(city, export, cases, patrols)
 
 
@@ -247,6 +254,49 @@ async def test_fixed_file_imports_under_the_same_import_id(
         )
 
     assert (first.imported, second.imported, counted) == (0, 1, 1)
+
+
+async def test_cli_imports_several_files_and_refuses_odd_arguments(
+    grids_service: RunningService, settings: Settings, tmp_path: Path
+) -> None:
+    code = unique_code()
+    async with grids_service.pool.acquire() as conn:
+        city = await _demo_city(conn, code)
+    assert city.plan is not None
+    good = city.plan.children[0].children[0].children[0].children[0].code
+    when = "2022-06-01T10:00:00+08:00"
+    cases = write_rows(
+        tmp_path / "c.csv", "cases", [[f"{code}-c", when, good, "other", "hotline", ""]]
+    )
+    patrols = write_rows(
+        tmp_path / "p.csv", "patrols", [[f"{code}-p", when, good, "patrol", ""]]
+    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "CLOUDARK_LOG_FORMAT": "text",
+    }
+
+    good_run = await _cli(env, "import", "cases", str(cases), "patrols", str(patrols))
+    odd_run = await _cli(env, "import", "cases", str(cases), "patrols")
+
+    assert good_run[0] == 0, good_run[1]
+    assert [r["imported"] for r in json.loads(good_run[1])] == [1, 1]
+    assert odd_run[0] != 0
+
+
+async def _cli(env: dict[str, str], *args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.grids.history",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    out, _ = await process.communicate()
+    return process.returncode or 0, out.decode()
 
 
 async def _demo_city(conn: Connection, code: str) -> CityLoad:
