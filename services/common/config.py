@@ -16,6 +16,8 @@ SERVICE_PORTS = {
     "residents": 50052,
     "notifications": 50053,
     "merchants": 50054,
+    "errands": 50055,
+    "casework": 50056,
 }
 
 
