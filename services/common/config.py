@@ -18,6 +18,7 @@ SERVICE_PORTS = {
     "merchants": 50054,
     "errands": 50055,
     "casework": 50056,
+    "care": 50057,
 }
 
 
