@@ -63,7 +63,9 @@ class CasesServicer(pb_grpc.CasesServiceServicer):
             raise PermissionDenied("a resident may only report cases as itself")
 
         async def create(conn: Connection) -> pb.CreateCaseResponse:
-            area = await shared.existing_area(conn, new.micro_grid_id, "micro_grid_id")
+            area = await shared.require_area_in_scope(
+                conn, caller, new.micro_grid_id, "micro_grid_id"
+            )
             shared.require_kind(area, "micro_grid_id", grids_pb.AREA_KIND_MICRO_GRID)
             if patrol_id is not None and await repo.get_patrol(conn, patrol_id) is None:
                 raise NotFound("patrol", "patrol_id")
@@ -92,6 +94,7 @@ class CasesServicer(pb_grpc.CasesServiceServicer):
         async with self._pool.acquire() as conn:
             row = await _existing_case(conn, case_id, "id")
             _require_may_read(caller, row.reporter_id)
+            await shared.require_area_in_scope(conn, caller, row.micro_grid_id, "id")
             steps = await repo.timeline(conn, case_id)
         return pb.GetCaseResponse(case=case_proto(row, steps))
 
@@ -126,6 +129,9 @@ class CasesServicer(pb_grpc.CasesServiceServicer):
 
         async def append(conn: Connection) -> pb.AppendCaseStepResponse:
             row = await _existing_case(conn, case_id, "case_id", for_update=True)
+            await shared.require_area_in_scope(
+                conn, caller, row.micro_grid_id, "case_id"
+            )
             done = await repo.find_step(conn, case_id, step_key)
             if done is None:
                 row = await _apply_step(
@@ -157,7 +163,8 @@ class CasesServicer(pb_grpc.CasesServiceServicer):
     async def ListCases(
         self, request: pb.ListCasesRequest, context: Context
     ) -> pb.ListCasesResponse:
-        caller_of(context).require(*shared.STAFF)
+        caller = caller_of(context)
+        caller.require(*shared.STAFF)
         v = Violations()
         area_id = v.id("area_id", request.area_id)
         if request.category and request.category not in CATEGORY_CODES:
@@ -175,7 +182,7 @@ class CasesServicer(pb_grpc.CasesServiceServicer):
         after = shared.time_cursor(decode_token(request.page_token, query))
 
         async with self._pool.acquire() as conn:
-            await shared.existing_area(conn, area_id, "area_id")
+            await shared.require_area_in_scope(conn, caller, area_id, "area_id")
             rows = await repo.list_cases(conn, where, after=after, limit=limit + 1)
         return _case_page(rows, limit, query)
 
@@ -231,7 +238,9 @@ class CasesServicer(pb_grpc.CasesServiceServicer):
         assert micro_grid_id is not None
 
         async def record(conn: Connection) -> pb.RecordPatrolResponse:
-            area = await shared.existing_area(conn, micro_grid_id, "micro_grid_id")
+            area = await shared.require_area_in_scope(
+                conn, caller, micro_grid_id, "micro_grid_id"
+            )
             shared.require_kind(area, "micro_grid_id", grids_pb.AREA_KIND_MICRO_GRID)
             await _check_worker(conn, caller, worker_id, area.ancestor_ids[3])
             patrol = await repo.insert_patrol(
@@ -257,7 +266,8 @@ class CasesServicer(pb_grpc.CasesServiceServicer):
     async def GetPatrol(
         self, request: pb.GetPatrolRequest, context: Context
     ) -> pb.GetPatrolResponse:
-        caller_of(context).require(*shared.STAFF)
+        caller = caller_of(context)
+        caller.require(*shared.STAFF)
         v = Violations()
         patrol_id = v.id("id", request.id)
         v.raise_if_any()
@@ -266,13 +276,15 @@ class CasesServicer(pb_grpc.CasesServiceServicer):
             patrol = await repo.get_patrol(conn, patrol_id)
             if patrol is None:
                 raise NotFound("patrol", "id")
+            await shared.require_area_in_scope(conn, caller, patrol.micro_grid_id, "id")
             case_ids = await repo.patrol_case_ids(conn, patrol_id)
         return pb.GetPatrolResponse(patrol=patrol_proto(patrol, case_ids))
 
     async def ListPatrols(
         self, request: pb.ListPatrolsRequest, context: Context
     ) -> pb.ListPatrolsResponse:
-        caller_of(context).require(*shared.STAFF)
+        caller = caller_of(context)
+        caller.require(*shared.STAFF)
         v = Violations()
         area_id = v.id("area_id", request.area_id)
         worker_id = v.id("worker_id", request.worker_id, required=False)
@@ -286,7 +298,7 @@ class CasesServicer(pb_grpc.CasesServiceServicer):
         after = shared.time_cursor(decode_token(request.page_token, query))
 
         async with self._pool.acquire() as conn:
-            await shared.existing_area(conn, area_id, "area_id")
+            await shared.require_area_in_scope(conn, caller, area_id, "area_id")
             rows = await repo.list_patrols(
                 conn, area_id, worker_id, span, after=after, limit=limit + 1
             )

@@ -8,8 +8,13 @@ from cloudark.grids.v1 import grids_pb2 as grids_pb
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common.db import Connection
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
-from services.common.identity import Role
+from services.common.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
+from services.common.identity import Caller, Role
 from services.grids import repository as repo
 from services.grids.repository import AreaRow
 
@@ -22,6 +27,9 @@ STAFF = (
     Role.OPERATOR,
     Role.SYSTEM,
 )
+# Roles whose reach is the areas they answer for (x-cloudark-areas): a grid
+# worker's grids, a cadre's villages, and everything beneath them.
+SCOPED = (Role.GRID_WORKER, Role.CADRE)
 KIND_NAMES: dict[int, str] = {
     grids_pb.AREA_KIND_CITY: "city",
     grids_pb.AREA_KIND_TOWN: "town",
@@ -93,3 +101,21 @@ def time_cursor(cursor: list[Any] | None) -> tuple[datetime, uuid.UUID] | None:
         return datetime.fromisoformat(str(raw_time)), uuid.UUID(str(raw_id))
     except (ValueError, TypeError):
         raise bad_token() from None
+
+
+def require_in_scope(caller: Caller, area: AreaRow, field: str) -> None:
+    """Grid workers and cadres reach only their own areas and what lies beneath."""
+    if caller.role not in SCOPED:
+        return
+    reach = {str(area.id), *(str(a) for a in area.ancestor_ids)}
+    if reach.isdisjoint(caller.area_ids):
+        raise PermissionDenied(f"{field}: outside the areas this caller answers for")
+
+
+async def require_area_in_scope(
+    conn: Connection, caller: Caller, area_id: uuid.UUID, field: str
+) -> AreaRow:
+    """The area (NOT_FOUND if unknown), if the caller may reach it."""
+    area = await existing_area(conn, area_id, field)
+    require_in_scope(caller, area, field)
+    return area

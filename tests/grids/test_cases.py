@@ -210,6 +210,57 @@ async def test_resident_sees_only_own_cases(
     assert as_someone_else.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
+async def test_grid_workers_and_cadres_reach_only_cases_of_their_own_areas(
+    stub: pb_grpc.CasesServiceAsyncStub, areas: grids_grpc.GridsServiceAsyncStub
+) -> None:
+    city, _, village, grid, micro_grid = await chain(areas)
+    *_, other_grid, other_micro_grid = await chain(areas)
+    case = await report_case(stub, micro_grid.id)
+    far_case = await report_case(stub, other_micro_grid.id)
+    worker = Caller("worker-1", Role.GRID_WORKER, (grid.id,)).metadata()
+    cadre = Caller("cadre-1", Role.CADRE, (village.id,)).metadata()
+    unscoped = Caller("worker-2", Role.GRID_WORKER).metadata()
+
+    own = await stub.GetCase(pb.GetCaseRequest(id=case.id), metadata=worker)
+    listed = await stub.ListCases(
+        pb.ListCasesRequest(area_id=village.id), metadata=cadre
+    )
+    refused = [
+        await call_error(stub.GetCase(pb.GetCaseRequest(id=far_case.id), metadata=m))
+        for m in (worker, cadre, unscoped)
+    ]
+    refused.append(
+        await call_error(
+            stub.ListCases(pb.ListCasesRequest(area_id=city.id), metadata=cadre)
+        )
+    )
+    refused.append(
+        await call_error(
+            stub.AppendCaseStep(
+                pb.AppendCaseStepRequest(
+                    case_id=far_case.id,
+                    step_key="visit",
+                    status=pb.CASE_STATUS_IN_PROGRESS,
+                ),
+                metadata=worker,
+            )
+        )
+    )
+    refused.append(
+        await call_error(
+            stub.ListCases(pb.ListCasesRequest(area_id=other_grid.id), metadata=worker)
+        )
+    )
+    untouched = await stub.GetCase(
+        pb.GetCaseRequest(id=far_case.id), metadata=AS_OPERATOR
+    )
+
+    assert own.case.id == case.id
+    assert [c.id for c in listed.cases] == [case.id]
+    assert {e.code() for e in refused} == {grpc.StatusCode.PERMISSION_DENIED}
+    assert len(untouched.case.timeline) == 1
+
+
 async def test_patrol_lists_the_cases_opened_from_it_and_counts_in_the_report(
     stub: pb_grpc.CasesServiceAsyncStub,
     staff: staff_grpc.StaffServiceAsyncStub,
