@@ -145,3 +145,101 @@ def _field_schema(field: FieldDescriptor, schemas: dict[str, Any]) -> dict[str, 
     else:
         one = dict(_SCALARS.get(field.type, {"type": "string"}))
     return {"type": "array", "items": one} if field.is_repeated else one
+
+
+def _problem_responses() -> dict[str, Any]:
+    return {
+        "default": {
+            "description": "An error (application/problem+json)",
+            "content": {
+                "application/problem+json": {
+                    "schema": {"$ref": "#/components/schemas/Problem"}
+                }
+            },
+        }
+    }
+
+
+# The gateway's own endpoints, which no RPC stands behind.
+GATEWAY_PATHS: dict[str, Any] = {
+    "/v1/auth:refresh": {
+        "post": {
+            "operationId": "RefreshToken",
+            "tags": ["auth"],
+            "security": [],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["refresh_token"],
+                            "properties": {"refresh_token": {"type": "string"}},
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": {"description": "A new access and refresh token pair"},
+                **_problem_responses(),
+            },
+        }
+    },
+    "/v1/photos": {
+        "post": {
+            "operationId": "UploadPhoto",
+            "tags": ["photos"],
+            "description": "A JPEG, PNG or WebP photo as the raw body; the answer's"
+            " ref goes into attachment_refs or photo_ref fields.",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    kind: {"schema": {"type": "string", "format": "binary"}}
+                    for kind in ("image/jpeg", "image/png", "image/webp")
+                },
+            },
+            "responses": {
+                "201": {
+                    "description": "Stored",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "ref": {"type": "string"},
+                                    "content_type": {"type": "string"},
+                                    "size": {"type": "integer"},
+                                },
+                            }
+                        }
+                    },
+                },
+                **_problem_responses(),
+            },
+        }
+    },
+    "/v1/photos/{name}": {
+        "get": {
+            "operationId": "GetPhoto",
+            "tags": ["photos"],
+            "parameters": [
+                {
+                    "name": "name",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            ],
+            "responses": {
+                "200": {
+                    "description": "The photo",
+                    "content": {
+                        kind: {"schema": {"type": "string", "format": "binary"}}
+                        for kind in ("image/jpeg", "image/png", "image/webp")
+                    },
+                },
+                **_problem_responses(),
+            },
+        }
+    },
+}

@@ -25,13 +25,18 @@ from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from services.common.config import Settings
-from services.common.errors import DomainError, InvalidArgument, Unauthenticated
+from services.common.errors import (
+    DomainError,
+    InvalidArgument,
+    NotFound,
+    Unauthenticated,
+)
 from services.common.identity import Caller
 from services.common.logs import configure_logging
 from services.common.metrics import serve_metrics
 from services.common.tls import open_channel, tls_from_env
 from services.common.tracing import setup_tracing
-from services.gateway import openapi, problems
+from services.gateway import openapi, photos, problems
 from services.gateway.config import DEVELOPMENT_SECRET, NAME, GatewayConfig
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.routes import Route, discover
@@ -53,6 +58,7 @@ class Gateway:
         self._tokens = tokens
         self._channels = channels
         self._limiter = RateLimiter(config.rate_per_second, config.rate_burst)
+        self._photos: photos.PhotoStore = photos.FolderStore(config.photo_dir)
         self.routes = discover()
 
     def endpoint(self, route: Route) -> Callable[[Request], Awaitable[Response]]:
@@ -90,6 +96,41 @@ class Gateway:
                 problems.problem(error.code, error.message, _violations(error))
             )
         return JSONResponse(pair.__dict__)
+
+    async def upload_photo(self, request: Request) -> Response:
+        """Stores the photo in the body; answers its reference for attachment_refs."""
+        try:
+            caller = self._caller(request)
+            retry_after = self._limiter.take(caller.subject)
+            if retry_after:
+                return _rate_limited(retry_after)
+            limit = self._config.max_photo_bytes
+            if int(request.headers.get("content-length") or 0) > limit:
+                raise InvalidArgument.field("body", f"must be at most {limit} bytes")
+            data = await request.body()
+            stored = photos.accept(request.headers.get("content-type", ""), data, limit)
+            self._photos.put(photos.file_name(stored.ref)[0], data)
+        except DomainError as error:
+            return _problem(
+                problems.problem(error.code, error.message, _violations(error))
+            )
+        log.info("photo %s stored (%s bytes)", stored.ref, stored.size)
+        return JSONResponse(stored.__dict__, status_code=201)
+
+    async def get_photo(self, request: Request) -> Response:
+        try:
+            self._caller(request)
+            name, content_type = photos.file_name(
+                f"photos/{request.path_params['name']}"
+            )
+            data = self._photos.get(name)
+            if data is None:
+                raise NotFound("photo", "ref")
+        except DomainError as error:
+            return _problem(
+                problems.problem(error.code, error.message, _violations(error))
+            )
+        return Response(data, media_type=content_type)
 
     def _caller(self, request: Request) -> Caller:
         header = request.headers.get("authorization", "")
@@ -134,13 +175,15 @@ class Gateway:
 
 def create_app(config: GatewayConfig, channels: Channels) -> Starlette:
     gateway = Gateway(config, from_config(config), channels)
-    spec = openapi.document(gateway.routes, {})
+    spec = openapi.document(gateway.routes, openapi.GATEWAY_PATHS)
     http_routes: list[BaseRoute] = [
         HttpRoute(route.template, gateway.endpoint(route), methods=[route.verb])
         for route in gateway.routes
     ]
     http_routes += [
         HttpRoute("/v1/auth:refresh", gateway.refresh, methods=["POST"]),
+        HttpRoute("/v1/photos", gateway.upload_photo, methods=["POST"]),
+        HttpRoute("/v1/photos/{name}", gateway.get_photo, methods=["GET"]),
         HttpRoute("/openapi.json", lambda _: JSONResponse(spec), methods=["GET"]),
         HttpRoute("/docs", lambda _: HTMLResponse(DOCS_PAGE), methods=["GET"]),
         HttpRoute(
