@@ -346,14 +346,6 @@ class CaseWorkflow:
             await self._step(0, "system", "no grid worker found; waiting for one")
             return
         await self._assign("system", worker.person_id, worker.supervisor_person_id)
-        if data.source == grids_pb.CASE_SOURCE_PATROL:
-            self._state.visited = True
-            self._set_stage(pb.CASE_STAGE_CONFIRMED)
-            await self._step(
-                grids_pb.CASE_STATUS_IN_PROGRESS,
-                data.reporter_id,
-                "verified on patrol",
-            )
 
     async def _link_to_original(self) -> None:
         original = self._data.duplicate_of

@@ -1,0 +1,31 @@
+"""Casework stacks: one on the time-skipping server for deadlines, one on
+the session's dev server for the stories as they run in production."""
+
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from services.common.config import Settings
+from services.common.server import RunningService
+from tests.casework.support import Stack, casework_stack, register_search_attributes
+
+
+@pytest.fixture(scope="session")
+async def skipping_stack(
+    settings: Settings,
+    grids_service: RunningService,
+    grids_channel: grpc.aio.Channel,
+    residents_channel: grpc.aio.Channel,
+    time_skipping_env: WorkflowEnvironment,
+) -> AsyncIterator[Stack]:
+    await register_search_attributes(time_skipping_env.client)
+    async with casework_stack(
+        settings,
+        grids_service.port,
+        time_skipping_env.client,
+        grids_channel,
+        residents_channel,
+    ) as stack:
+        yield stack
