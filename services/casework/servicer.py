@@ -5,7 +5,7 @@ step may follow the case's current stage, from the workflow's query), so a
 bad step gets a precise error and moves nothing; the workflow checks again.
 """
 
-import contextlib
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC
@@ -32,7 +32,12 @@ from services.casework import repository as repo
 from services.casework.repository import CaseRow
 from services.casework.upstream import Grids, derived_request_id, from_update
 from services.common.db import Connection
-from services.common.errors import FailedPrecondition, NotFound, PermissionDenied
+from services.common.errors import (
+    FailedPrecondition,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
 from services.common.idempotency import run_once
 from services.common.identity import Caller, Role, caller_of
 from services.common.validation import Violations
@@ -49,6 +54,8 @@ from workflows.casework.workflows import (
     StepInput,
     VisitInput,
 )
+
+log = logging.getLogger(__name__)
 
 Context = Any  # grpc.aio.ServicerContext; typed loosely to match the stubs.
 ResponseT = TypeVar("ResponseT", bound=Message)
@@ -534,8 +541,7 @@ class CaseworkServicer(pb_grpc.CaseworkServiceServicer):
             duplicate_of=str(row.duplicate_of or ""),
         )
         category = steps.category_name(row.category)
-        # A retried report whose workflow has already finished starts nothing.
-        with contextlib.suppress(WorkflowAlreadyStartedError):
+        try:
             await self._temporal.start_workflow(
                 CaseWorkflow.run,
                 data,
@@ -555,6 +561,11 @@ class CaseworkServicer(pb_grpc.CaseworkServiceServicer):
                 ),
                 memo={"case_id": data.case_id, "category": category},
             )
+        except WorkflowAlreadyStartedError:
+            return  # a retried report whose workflow has already finished
+        except RPCError as error:
+            log.warning("case %s: workflow not started: %s", row.id, error.status)
+            raise Unavailable("case follow-up cannot start now; retry") from None
 
     async def _department_contact(
         self, contact_id: str, row: CaseRow

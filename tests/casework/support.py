@@ -78,11 +78,14 @@ class Stack:
     def stub(self) -> pb_grpc.CaseworkServiceAsyncStub:
         return pb_grpc.CaseworkServiceStub(self.channel)
 
-    def worker(self) -> Worker:
+    def worker(self, *, cached: bool = True) -> Worker:
+        """A worker; uncached, it leaves no sticky queue behind when it stops,
+        so a successor takes over at once."""
         real = CaseworkActivities(self.grids, self.residents, self.grids)
         return Worker(
             self.client,
             task_queue=self.queue,
+            max_cached_workflows=100 if cached else 0,
             workflows=[CaseWorkflow],
             activities=[
                 real.append_case_step,
