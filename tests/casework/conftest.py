@@ -29,3 +29,21 @@ async def skipping_stack(
         residents_channel,
     ) as stack:
         yield stack
+
+
+@pytest.fixture(scope="session")
+async def dev_stack(
+    settings: Settings,
+    grids_service: RunningService,
+    grids_channel: grpc.aio.Channel,
+    residents_channel: grpc.aio.Channel,
+    temporal_env: WorkflowEnvironment,
+) -> AsyncIterator[Stack]:
+    async with casework_stack(
+        settings,
+        grids_service.port,
+        temporal_env.client,
+        grids_channel,
+        residents_channel,
+    ) as stack:
+        yield stack
