@@ -72,3 +72,34 @@ async def is_duplicate(conn: Connection, case_id: uuid.UUID) -> bool:
         "SELECT duplicate_of IS NOT NULL FROM cases WHERE id = $1", case_id
     )
     return bool(found)
+
+
+async def all_category_rules(conn: Connection) -> list[tuple[int, CaseRules]]:
+    rows = await conn.fetch(
+        "SELECT category, verify_hours, rectify_days, reminder_hours,"
+        " acknowledge_hours, dispute_days FROM category_rules ORDER BY category"
+    )
+    return [
+        (
+            row["category"],
+            CaseRules(**{k: v for k, v in row.items() if k != "category"}),
+        )
+        for row in rows
+    ]
+
+
+async def set_category_rule(conn: Connection, category: int, rules: CaseRules) -> None:
+    await conn.execute(
+        "INSERT INTO category_rules (category, verify_hours, rectify_days,"
+        " reminder_hours, acknowledge_hours, dispute_days)"
+        " VALUES ($1, $2, $3, $4, $5, $6)"
+        " ON CONFLICT (category) DO UPDATE SET verify_hours = $2,"
+        " rectify_days = $3, reminder_hours = $4, acknowledge_hours = $5,"
+        " dispute_days = $6, update_time = now()",
+        category,
+        rules.verify_hours,
+        rules.rectify_days,
+        rules.reminder_hours,
+        rules.acknowledge_hours,
+        rules.dispute_days,
+    )

@@ -431,6 +431,40 @@ class CaseworkServicer(pb_grpc.CaseworkServiceServicer):
             _step_input(reason),
         )
 
+    # ---- category deadlines ----
+
+    async def ListCategoryRules(
+        self, request: pb.ListCategoryRulesRequest, context: Context
+    ) -> pb.ListCategoryRulesResponse:
+        caller_of(context).require(GW, C, D, OP, SYS)
+        async with self._pool.acquire() as conn:
+            rules = await repo.all_category_rules(conn)
+        return pb.ListCategoryRulesResponse(
+            rules=[_rule_proto(category, r) for category, r in rules]
+        )
+
+    async def SetCategoryRule(
+        self, request: pb.SetCategoryRuleRequest, context: Context
+    ) -> pb.SetCategoryRuleResponse:
+        caller = caller_of(context)
+        caller.require(OP)
+        rule = _valid_rule(request)
+
+        async def set_rule(conn: Connection) -> pb.SetCategoryRuleResponse:
+            await repo.set_category_rule(conn, request.rule.category, rule)
+            return pb.SetCategoryRuleResponse(
+                rule=_rule_proto(request.rule.category, rule)
+            )
+
+        return await run_once(
+            self._pool,
+            caller=caller,
+            method="SetCategoryRule",
+            request=request,
+            response_type=pb.SetCategoryRuleResponse,
+            action=set_rule,
+        )
+
     # ---- plumbing ----
 
     async def _apply(
@@ -620,6 +654,45 @@ def _valid_report(request: pb.ReportCaseRequest, caller: Caller) -> uuid.UUID:
         raise PermissionDenied("a resident may only report cases as itself")
     assert micro_grid_id is not None
     return micro_grid_id
+
+
+def _valid_rule(request: pb.SetCategoryRuleRequest) -> CaseRules:
+    v = Violations()
+    rule = request.rule
+    if rule.category not in CATEGORIES:
+        v.add("rule.category", "is not a case category")
+    limits = {
+        "verify_hours": (1, config.HOURS_MAX),
+        "rectify_days": (1, config.RECTIFY_DAYS_MAX),
+        "reminder_hours": (0, config.HOURS_MAX),
+        "acknowledge_hours": (1, config.HOURS_MAX),
+        "dispute_days": (0, config.RECTIFY_DAYS_MAX),
+    }
+    for name, (low, high) in limits.items():
+        if not low <= getattr(rule, name) <= high:
+            v.add(f"rule.{name}", f"must be between {low} and {high}")
+    if rule.reminder_hours >= rule.rectify_days * 24 > 0:
+        v.add("rule.reminder_hours", "must fall before the rectification deadline")
+    v.request_id(request.request_id)
+    v.raise_if_any()
+    return CaseRules(
+        verify_hours=rule.verify_hours,
+        rectify_days=rule.rectify_days,
+        reminder_hours=rule.reminder_hours,
+        acknowledge_hours=rule.acknowledge_hours,
+        dispute_days=rule.dispute_days,
+    )
+
+
+def _rule_proto(category: int, rule: CaseRules) -> pb.CategoryRule:
+    return pb.CategoryRule(
+        category=category,  # type: ignore[arg-type]
+        verify_hours=rule.verify_hours,
+        rectify_days=rule.rectify_days,
+        reminder_hours=rule.reminder_hours,
+        acknowledge_hours=rule.acknowledge_hours,
+        dispute_days=rule.dispute_days,
+    )
 
 
 def _attachments(v: Violations, refs: Any) -> None:

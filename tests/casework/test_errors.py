@@ -1,6 +1,7 @@
 """Bad input gets a precise error and changes nothing; replays act once."""
 
 import uuid
+from datetime import timedelta
 
 import grpc
 from cloudark.casework.v1 import casework_pb2 as pb
@@ -14,6 +15,7 @@ from tests.casework.support import (
     patrol_report,
     scene,
     settled,
+    tip_off,
     view,
 )
 from tests.helpers import bad_fields, call_error, rich_status
@@ -200,3 +202,53 @@ async def test_report_replayed_with_its_request_id_opens_one_case(
         pb.ListCasesRequest(), metadata=city.as_resident
     )
     assert first.case.record.id in [c.id for c in mine.cases]
+
+
+async def test_operators_set_a_categorys_deadlines_for_cases_reported_afterwards(
+    skipping_stack: Stack,
+    grids_channel: grpc.aio.Channel,
+    residents_channel: grpc.aio.Channel,
+) -> None:
+    city = await scene(grids_channel, residents_channel)
+    rule = pb.CategoryRule(
+        category=S.CASE_CATEGORY_SAFETY_WORKPLACE,
+        verify_hours=3,
+        rectify_days=5,
+        reminder_hours=12,
+        acknowledge_hours=24,
+        dispute_days=3,
+    )
+    stub = skipping_stack.stub
+
+    await stub.SetCategoryRule(
+        pb.SetCategoryRuleRequest(rule=rule), metadata=AS_OPERATOR
+    )
+    listed = await stub.ListCategoryRules(
+        pb.ListCategoryRulesRequest(), metadata=city.as_worker
+    )
+    case = await tip_off(skipping_stack, city, S.CASE_CATEGORY_SAFETY_WORKPLACE)
+    case = await settled(skipping_stack, case.record.id, pb.CASE_STAGE_VERIFYING)
+
+    assert rule in listed.rules
+    due = case.next_deadline.ToDatetime() - case.record.report_time.ToDatetime()
+    assert timedelta(hours=2, minutes=59) < due < timedelta(hours=3, minutes=1)
+    bad = await call_error(
+        stub.SetCategoryRule(
+            pb.SetCategoryRuleRequest(
+                rule=pb.CategoryRule(category=999, verify_hours=0)  # type: ignore[arg-type]
+            ),
+            metadata=AS_OPERATOR,
+        )
+    )
+    assert bad_fields(bad) == [
+        "rule.category",
+        "rule.verify_hours",
+        "rule.rectify_days",
+        "rule.acknowledge_hours",
+    ]
+    denied = await call_error(
+        stub.SetCategoryRule(
+            pb.SetCategoryRuleRequest(rule=rule), metadata=city.as_worker
+        )
+    )
+    assert denied.code() == grpc.StatusCode.PERMISSION_DENIED

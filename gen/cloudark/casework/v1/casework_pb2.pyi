@@ -858,3 +858,124 @@ class DisputeOutcomeResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DisputeOutcomeResponse: _TypeAlias = DisputeOutcomeResponse  # noqa: Y015
+
+@_typing.final
+class CategoryRule(_message.Message):
+    """The deadlines of one case category."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    VERIFY_HOURS_FIELD_NUMBER: _builtins.int
+    RECTIFY_DAYS_FIELD_NUMBER: _builtins.int
+    REMINDER_HOURS_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGE_HOURS_FIELD_NUMBER: _builtins.int
+    DISPUTE_DAYS_FIELD_NUMBER: _builtins.int
+    category: _cases_pb2.CaseCategory.ValueType
+    verify_hours: _builtins.int
+    """A verification visit within this many hours of the report."""
+    rectify_days: _builtins.int
+    """Default days to rectify."""
+    reminder_hours: _builtins.int
+    """The reminder goes this many hours before the rectification deadline."""
+    acknowledge_hours: _builtins.int
+    """A department acknowledges an escalation within this many hours."""
+    dispute_days: _builtins.int
+    """The reporter may dispute a resolution for this many days."""
+    def __init__(
+        self,
+        *,
+        category: _cases_pb2.CaseCategory.ValueType = ...,
+        verify_hours: _builtins.int = ...,
+        rectify_days: _builtins.int = ...,
+        reminder_hours: _builtins.int = ...,
+        acknowledge_hours: _builtins.int = ...,
+        dispute_days: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledge_hours", b"acknowledge_hours", "category", b"category", "dispute_days", b"dispute_days", "rectify_days", b"rectify_days", "reminder_hours", b"reminder_hours", "verify_hours", b"verify_hours"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CategoryRule: _TypeAlias = CategoryRule  # noqa: Y015
+
+@_typing.final
+class ListCategoryRulesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCategoryRulesRequest: _TypeAlias = ListCategoryRulesRequest  # noqa: Y015
+
+@_typing.final
+class ListCategoryRulesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___CategoryRule]:
+        """In category order."""
+
+    def __init__(
+        self,
+        *,
+        rules: _abc.Iterable[Global___CategoryRule] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rules", b"rules"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCategoryRulesResponse: _TypeAlias = ListCategoryRulesResponse  # noqa: Y015
+
+@_typing.final
+class SetCategoryRuleRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    @_builtins.property
+    def rule(self) -> Global___CategoryRule: ...
+    def __init__(
+        self,
+        *,
+        rule: Global___CategoryRule | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rule", b"rule"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "rule", b"rule"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetCategoryRuleRequest: _TypeAlias = SetCategoryRuleRequest  # noqa: Y015
+
+@_typing.final
+class SetCategoryRuleResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rule(self) -> Global___CategoryRule: ...
+    def __init__(
+        self,
+        *,
+        rule: Global___CategoryRule | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rule", b"rule"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rule", b"rule"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetCategoryRuleResponse: _TypeAlias = SetCategoryRuleResponse  # noqa: Y015

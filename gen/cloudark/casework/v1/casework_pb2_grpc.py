@@ -116,6 +116,16 @@ class CaseworkServiceStub:
                 request_serializer=cloudark_dot_casework_dot_v1_dot_casework__pb2.DisputeOutcomeRequest.SerializeToString,
                 response_deserializer=cloudark_dot_casework_dot_v1_dot_casework__pb2.DisputeOutcomeResponse.FromString,
                 _registered_method=True)
+        self.ListCategoryRules = channel.unary_unary(
+                '/cloudark.casework.v1.CaseworkService/ListCategoryRules',
+                request_serializer=cloudark_dot_casework_dot_v1_dot_casework__pb2.ListCategoryRulesRequest.SerializeToString,
+                response_deserializer=cloudark_dot_casework_dot_v1_dot_casework__pb2.ListCategoryRulesResponse.FromString,
+                _registered_method=True)
+        self.SetCategoryRule = channel.unary_unary(
+                '/cloudark.casework.v1.CaseworkService/SetCategoryRule',
+                request_serializer=cloudark_dot_casework_dot_v1_dot_casework__pb2.SetCategoryRuleRequest.SerializeToString,
+                response_deserializer=cloudark_dot_casework_dot_v1_dot_casework__pb2.SetCategoryRuleResponse.FromString,
+                _registered_method=True)
 
 
 class CaseworkServiceServicer:
@@ -232,6 +242,21 @@ class CaseworkServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListCategoryRules(self, request, context):
+        """The deadlines of every case category.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetCategoryRule(self, request, context):
+        """Operators change a category's deadlines; cases reported afterwards
+        follow them, cases already open keep theirs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CaseworkServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -304,6 +329,16 @@ def add_CaseworkServiceServicer_to_server(servicer, server):
                     servicer.DisputeOutcome,
                     request_deserializer=cloudark_dot_casework_dot_v1_dot_casework__pb2.DisputeOutcomeRequest.FromString,
                     response_serializer=cloudark_dot_casework_dot_v1_dot_casework__pb2.DisputeOutcomeResponse.SerializeToString,
+            ),
+            'ListCategoryRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCategoryRules,
+                    request_deserializer=cloudark_dot_casework_dot_v1_dot_casework__pb2.ListCategoryRulesRequest.FromString,
+                    response_serializer=cloudark_dot_casework_dot_v1_dot_casework__pb2.ListCategoryRulesResponse.SerializeToString,
+            ),
+            'SetCategoryRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetCategoryRule,
+                    request_deserializer=cloudark_dot_casework_dot_v1_dot_casework__pb2.SetCategoryRuleRequest.FromString,
+                    response_serializer=cloudark_dot_casework_dot_v1_dot_casework__pb2.SetCategoryRuleResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -696,6 +731,60 @@ class CaseworkService:
             '/cloudark.casework.v1.CaseworkService/DisputeOutcome',
             cloudark_dot_casework_dot_v1_dot_casework__pb2.DisputeOutcomeRequest.SerializeToString,
             cloudark_dot_casework_dot_v1_dot_casework__pb2.DisputeOutcomeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCategoryRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cloudark.casework.v1.CaseworkService/ListCategoryRules',
+            cloudark_dot_casework_dot_v1_dot_casework__pb2.ListCategoryRulesRequest.SerializeToString,
+            cloudark_dot_casework_dot_v1_dot_casework__pb2.ListCategoryRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetCategoryRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cloudark.casework.v1.CaseworkService/SetCategoryRule',
+            cloudark_dot_casework_dot_v1_dot_casework__pb2.SetCategoryRuleRequest.SerializeToString,
+            cloudark_dot_casework_dot_v1_dot_casework__pb2.SetCategoryRuleResponse.FromString,
             options,
             channel_credentials,
             insecure,

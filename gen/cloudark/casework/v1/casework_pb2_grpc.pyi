@@ -75,6 +75,12 @@ class CaseworkServiceStub:
     """Staff reopen a resolved case (before it closes): a new visit is due."""
     DisputeOutcome: _grpc.UnaryUnaryMultiCallable[_casework_pb2.DisputeOutcomeRequest, _casework_pb2.DisputeOutcomeResponse]
     """The reporter disputes the outcome within the dispute window: reopens it."""
+    ListCategoryRules: _grpc.UnaryUnaryMultiCallable[_casework_pb2.ListCategoryRulesRequest, _casework_pb2.ListCategoryRulesResponse]
+    """The deadlines of every case category."""
+    SetCategoryRule: _grpc.UnaryUnaryMultiCallable[_casework_pb2.SetCategoryRuleRequest, _casework_pb2.SetCategoryRuleResponse]
+    """Operators change a category's deadlines; cases reported afterwards
+    follow them, cases already open keep theirs.
+    """
 
 @_typing.type_check_only
 class CaseworkServiceAsyncStub(CaseworkServiceStub):
@@ -123,6 +129,12 @@ class CaseworkServiceAsyncStub(CaseworkServiceStub):
     """Staff reopen a resolved case (before it closes): a new visit is due."""
     DisputeOutcome: _aio.UnaryUnaryMultiCallable[_casework_pb2.DisputeOutcomeRequest, _casework_pb2.DisputeOutcomeResponse]  # type: ignore[assignment]
     """The reporter disputes the outcome within the dispute window: reopens it."""
+    ListCategoryRules: _aio.UnaryUnaryMultiCallable[_casework_pb2.ListCategoryRulesRequest, _casework_pb2.ListCategoryRulesResponse]  # type: ignore[assignment]
+    """The deadlines of every case category."""
+    SetCategoryRule: _aio.UnaryUnaryMultiCallable[_casework_pb2.SetCategoryRuleRequest, _casework_pb2.SetCategoryRuleResponse]  # type: ignore[assignment]
+    """Operators change a category's deadlines; cases reported afterwards
+    follow them, cases already open keep theirs.
+    """
 
 class CaseworkServiceServicer(metaclass=_abc_1.ABCMeta):
     """CaseworkService is the front door of case follow-up: it takes reports
@@ -252,5 +264,23 @@ class CaseworkServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_casework_pb2.DisputeOutcomeResponse, _abc.Awaitable[_casework_pb2.DisputeOutcomeResponse]]:
         """The reporter disputes the outcome within the dispute window: reopens it."""
+
+    @_abc_1.abstractmethod
+    def ListCategoryRules(
+        self,
+        request: _casework_pb2.ListCategoryRulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_casework_pb2.ListCategoryRulesResponse, _abc.Awaitable[_casework_pb2.ListCategoryRulesResponse]]:
+        """The deadlines of every case category."""
+
+    @_abc_1.abstractmethod
+    def SetCategoryRule(
+        self,
+        request: _casework_pb2.SetCategoryRuleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_casework_pb2.SetCategoryRuleResponse, _abc.Awaitable[_casework_pb2.SetCategoryRuleResponse]]:
+        """Operators change a category's deadlines; cases reported afterwards
+        follow them, cases already open keep theirs.
+        """
 
 def add_CaseworkServiceServicer_to_server(servicer: CaseworkServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
