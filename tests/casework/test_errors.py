@@ -1,12 +1,13 @@
 """Bad input gets a precise error and changes nothing; replays act once."""
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import grpc
 from cloudark.casework.v1 import casework_pb2 as pb
 from cloudark.grids.v1 import cases_pb2 as cases_pb
 from google.rpc import error_details_pb2
+from temporalio.testing import WorkflowEnvironment
 
 from services.common.identity import Caller, Role
 from tests.casework.support import (
@@ -206,6 +207,7 @@ async def test_report_replayed_with_its_request_id_opens_one_case(
 
 async def test_operators_set_a_categorys_deadlines_for_cases_reported_afterwards(
     skipping_stack: Stack,
+    time_skipping_env: WorkflowEnvironment,
     grids_channel: grpc.aio.Channel,
     residents_channel: grpc.aio.Channel,
 ) -> None:
@@ -230,8 +232,10 @@ async def test_operators_set_a_categorys_deadlines_for_cases_reported_afterwards
     case = await settled(skipping_stack, case.record.id, pb.CASE_STAGE_VERIFYING)
 
     assert rule in listed.rules
-    due = case.next_deadline.ToDatetime() - case.record.report_time.ToDatetime()
-    assert timedelta(hours=2, minutes=59) < due < timedelta(hours=3, minutes=1)
+    # Workflow time is the time-skipping server's, ahead of the wall clock.
+    now = await time_skipping_env.get_current_time()
+    due = case.next_deadline.ToDatetime(tzinfo=UTC) - now
+    assert timedelta(hours=2, minutes=55) < due <= timedelta(hours=3)
     bad = await call_error(
         stub.SetCategoryRule(
             pb.SetCategoryRuleRequest(
