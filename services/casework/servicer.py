@@ -559,7 +559,7 @@ class CaseworkServicer(pb_grpc.CaseworkServiceServicer):
         )
         if request.HasField("coordinates"):
             create.coordinates.CopyFrom(request.coordinates)
-        return await self._grids.create_case(create)
+        return await self._grids.create_case(create, caller)
 
     async def _start(self, row: CaseRow, rules: CaseRules) -> None:
         data = CaseInput(

@@ -127,10 +127,13 @@ class Grids:
             raise from_grids(error) from None
         return reply.helper
 
-    async def create_case(self, request: cases_pb2.CreateCaseRequest) -> cases_pb2.Case:
+    async def create_case(
+        self, request: cases_pb2.CreateCaseRequest, reporter: Caller
+    ) -> cases_pb2.Case:
+        """Records the case as its reporter, who is the timeline's first actor."""
         try:
             reply = await self._cases.CreateCase(
-                request, metadata=METADATA, timeout=config.CALL_TIMEOUT
+                request, metadata=reporter.metadata(), timeout=config.CALL_TIMEOUT
             )
         except grpc.aio.AioRpcError as error:
             raise from_grids(error) from None

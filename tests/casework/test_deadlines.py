@@ -1,14 +1,20 @@
 """Deadlines and the paths off the happy one, with time skipping, through
 the casework gRPC API against the real grids and residents services."""
 
+import asyncio
+import uuid
 from datetime import UTC, timedelta
 from zoneinfo import ZoneInfo
 
 import grpc
 from cloudark.casework.v1 import casework_pb2 as pb
 from cloudark.grids.v1 import cases_pb2 as cases_pb
+from cloudark.grids.v1 import grids_pb2 as gpb
+from cloudark.grids.v1 import grids_pb2_grpc as gpb_grpc
 from cloudark.grids.v1 import reports_pb2 as reports_pb
 from cloudark.grids.v1 import reports_pb2_grpc as reports_grpc
+from cloudark.grids.v1 import staff_pb2 as staff_pb
+from cloudark.grids.v1 import staff_pb2_grpc as staff_grpc
 from temporalio.testing import WorkflowEnvironment
 
 from services.common.config import Settings
@@ -24,6 +30,7 @@ from tests.casework.support import (
     tip_off,
     view,
 )
+from tests.helpers import call_error
 from tests.histories import record
 
 S = cases_pb
@@ -257,3 +264,58 @@ async def test_cases_opened_by_the_workflow_count_in_the_annual_report(
     counts = {c.category: c.cases for g in report.report.groups for c in g.categories}
     assert counts[S.CASE_CATEGORY_SAFETY_FIRE] == 1
     assert counts[S.CASE_CATEGORY_FRAUD_PREVENTION] == 1
+
+
+async def test_case_in_a_grid_without_workers_waits_until_assigned_by_hand(
+    skipping_stack: Stack,
+    grids_channel: grpc.aio.Channel,
+    residents_channel: grpc.aio.Channel,
+) -> None:
+    city = await scene(grids_channel, residents_channel)
+    areas = gpb_grpc.GridsServiceStub(grids_channel)
+    grid = await areas.CreateArea(
+        gpb.CreateAreaRequest(
+            kind=gpb.AREA_KIND_GRID, name="empty grid", parent_id=city.place.village.id
+        ),
+        metadata=AS_OPERATOR,
+    )
+    micro = await areas.CreateArea(
+        gpb.CreateAreaRequest(
+            kind=gpb.AREA_KIND_MICRO_GRID, name="mg", parent_id=grid.area.id
+        ),
+        metadata=AS_OPERATOR,
+    )
+    case = await tip_off(skipping_stack, city, micro_grid=micro.area)
+    waiting = await view(skipping_stack, case.record.id)
+    for _ in range(100):
+        if len(waiting.record.timeline) > 1:
+            break
+        await asyncio.sleep(0.05)
+        waiting = await view(skipping_stack, case.record.id)
+    newcomer = await staff_grpc.StaffServiceStub(grids_channel).RegisterHelper(
+        staff_pb.RegisterHelperRequest(
+            kind=staff_pb.HELPER_KIND_GRID_WORKER,
+            person_id=f"staff-{uuid.uuid4().hex[:8]}",
+            area_ids=[grid.area.id],
+        ),
+        metadata=AS_OPERATOR,
+    )
+    stub = skipping_stack.stub
+
+    wrong = await call_error(
+        stub.AssignCase(
+            pb.AssignCaseRequest(case_id=case.record.id, helper_id=city.worker_helper),
+            metadata=AS_OPERATOR,
+        )
+    )
+    assigned = await stub.AssignCase(
+        pb.AssignCaseRequest(case_id=case.record.id, helper_id=newcomer.helper.id),
+        metadata=AS_OPERATOR,
+    )
+
+    assert waiting.stage == pb.CASE_STAGE_UNASSIGNED
+    assert "no grid worker found" in waiting.record.timeline[-1].note
+    assert wrong.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert assigned.case.stage == pb.CASE_STAGE_VERIFYING
+    assert assigned.case.record.assignee_id == newcomer.helper.person_id
+    assert assigned.case.deadline_kind == pb.DEADLINE_KIND_VERIFICATION

@@ -35,7 +35,8 @@ async def test_story_3_on_the_dev_server_with_operator_filters(
         cases_pb.CASE_STATUS_ASSIGNED,
         cases_pb.CASE_STATUS_RESOLVED,
     ]
-    assert [s.actor_id for s in timeline][1:] == ["system", city.worker_person]
+    actors = [s.actor_id for s in timeline]
+    assert actors == [city.resident_id, "system", city.worker_person]
     query = (
         f"CaseCategory = 'SAFETY_DISPUTE' AND CaseStatus = 'RESOLVED'"
         f" AND GridId = '{city.place.grid.id}' AND Overdue = false"

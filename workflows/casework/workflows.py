@@ -366,12 +366,17 @@ class CaseWorkflow:
         )
 
     async def _find_worker(self) -> FindWorkerResult:
-        return await workflow.execute_activity_method(
-            CaseworkActivities.find_grid_worker,
-            FindWorkerInput(self._data.micro_grid_id, self._data.grid_id),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
-        )
+        try:
+            return await workflow.execute_activity_method(
+                CaseworkActivities.find_grid_worker,
+                FindWorkerInput(self._data.micro_grid_id, self._data.grid_id),
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=RETRY,
+            )
+        except ActivityError:
+            # Staff could not be looked up; an operator assigns by hand.
+            workflow.logger.warning("case %s: no grid worker found", self._data.case_id)
+            return FindWorkerResult(person_id="", supervisor_person_id="")
 
     async def _assign(self, actor_id: str, person_id: str, supervisor: str) -> None:
         state = self._state
