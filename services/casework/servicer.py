@@ -140,9 +140,13 @@ class CaseworkServicer(pb_grpc.CaseworkServiceServicer):
         assert case_id is not None
         async with self._pool.acquire() as conn:
             row = await _existing(conn, case_id, "id")
-        state = await self._state(case_id)
-        _may_read(caller, state, row)
+        try:
+            state = await self._state(case_id)
+        except FailedPrecondition:
+            state = None  # the workflow is past Temporal's retention
         record = await self._grids.case(str(case_id))
+        state = state or _final_state(record)
+        _may_read(caller, state, row)
         return pb.GetCaseResponse(case=_view(record, state))
 
     async def ListCases(
@@ -761,6 +765,16 @@ def _view(record: grids_pb.Case, state: CaseState) -> pb.CaseView:
     if state.deadline is not None:
         view.next_deadline.FromDatetime(state.deadline.astimezone(UTC))
     return view
+
+
+def _final_state(record: grids_pb.Case) -> CaseState:
+    """What is left to say of a case whose workflow history is gone."""
+    stages = {
+        grids_pb.CASE_STATUS_CLOSED: pb.CASE_STAGE_CLOSED,
+        grids_pb.CASE_STATUS_REJECTED: pb.CASE_STAGE_REJECTED,
+    }
+    stage = stages.get(record.status, pb.CASE_STAGE_UNSPECIFIED)
+    return CaseState(stage=stage, status=record.status)
 
 
 def _grid_staff(caller: Caller, state: CaseState, row: CaseRow) -> None:

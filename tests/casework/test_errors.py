@@ -256,3 +256,28 @@ async def test_operators_set_a_categorys_deadlines_for_cases_reported_afterwards
         )
     )
     assert denied.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_get_case_answers_the_record_when_the_workflow_is_gone(
+    skipping_stack: Stack,
+    dev_stack: Stack,
+    grids_channel: grpc.aio.Channel,
+    residents_channel: grpc.aio.Channel,
+) -> None:
+    city = await scene(grids_channel, residents_channel)
+    # Reported on the dev server: the time-skipping server never saw it, as
+    # Temporal forgets a workflow past its retention.
+    case = await patrol_report(dev_stack, city, S.CASE_CATEGORY_SAFETY_TRAFFIC)
+
+    seen = await skipping_stack.stub.GetCase(
+        pb.GetCaseRequest(id=case.record.id), metadata=AS_OPERATOR
+    )
+    step = await call_error(
+        skipping_stack.stub.CloseCase(
+            pb.CloseCaseRequest(case_id=case.record.id), metadata=AS_OPERATOR
+        )
+    )
+
+    assert seen.case.record.id == case.record.id
+    assert seen.case.stage == pb.CASE_STAGE_UNSPECIFIED
+    assert step.code() == grpc.StatusCode.FAILED_PRECONDITION
