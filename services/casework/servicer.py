@@ -487,28 +487,29 @@ class CaseworkServicer(pb_grpc.CaseworkServiceServicer):
         with the case as it now stands; once per request_id."""
         caller = caller_of(context)
         assert case_id is not None
-        update_id = derived_request_id(
-            caller, method, getattr(request, "request_id", "")
-        )
+        request_id: str = getattr(request, "request_id", "")
+        update_id = derived_request_id(caller, method, request_id)
 
         async def act(conn: Connection) -> ResponseT:
             row = await _existing(conn, case_id, "case_id")
             state = await self._state(case_id)
             authorize(caller, state, row)
             refusal = check(state, row)
-            if refusal is not None:
-                raise FailedPrecondition(
-                    f"{refusal.field}: {refusal.reason}", subject=refusal.field
-                )
-            argument = await payload(caller, state, row)
-            try:
-                state = await self._handle(case_id).execute_update(
-                    update, argument, id=update_id
-                )
-            except Exception as error:
-                raise from_update(error) from None
+            if refusal is None:
+                argument = await payload(caller, state, row)
+                after = await self._update(case_id, update, argument, update_id)
+            else:
+                taken = None
+                if request_id:
+                    argument = payload(caller, state, row)
+                    taken = await self._taken_before(
+                        case_id, update, argument, update_id
+                    )
+                if taken is None:
+                    raise _refused(refusal)
+                after = taken
             record = await self._grids.case(str(case_id))
-            return response_type(case=_view(record, state))  # type: ignore[call-arg]
+            return response_type(case=_view(record, after))  # type: ignore[call-arg]
 
         return await run_once(
             self._pool,
@@ -518,6 +519,31 @@ class CaseworkServicer(pb_grpc.CaseworkServiceServicer):
             response_type=response_type,
             action=act,
         )
+
+    async def _update(
+        self, case_id: uuid.UUID, update: Any, argument: Any, update_id: str
+    ) -> CaseState:
+        try:
+            state: CaseState = await self._handle(case_id).execute_update(
+                update, argument, id=update_id
+            )
+        except Exception as error:
+            raise from_update(error) from None
+        return state
+
+    async def _taken_before(
+        self, case_id: uuid.UUID, update: Any, argument: Awaitable[Any], update_id: str
+    ) -> CaseState | None:
+        """A retry whose step was taken but whose answer was lost (the
+        request_id store rolled back): the workflow still knows the update by
+        its id and answers its first outcome. None when it was never taken."""
+        try:
+            state: CaseState = await self._handle(case_id).execute_update(
+                update, await argument, id=update_id
+            )
+        except Exception:
+            return None
+        return state
 
     def _handle(self, case_id: uuid.UUID) -> WorkflowHandle[Any, Any]:
         return self._temporal.get_workflow_handle(f"case-{case_id}")
@@ -765,6 +791,12 @@ def _view(record: grids_pb.Case, state: CaseState) -> pb.CaseView:
     if state.deadline is not None:
         view.next_deadline.FromDatetime(state.deadline.astimezone(UTC))
     return view
+
+
+def _refused(refusal: Refusal) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"{refusal.field}: {refusal.reason}", subject=refusal.field
+    )
 
 
 def _final_state(record: grids_pb.Case) -> CaseState:

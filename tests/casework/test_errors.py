@@ -281,3 +281,33 @@ async def test_get_case_answers_the_record_when_the_workflow_is_gone(
     assert seen.case.record.id == case.record.id
     assert seen.case.stage == pb.CASE_STAGE_UNSPECIFIED
     assert step.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_retried_step_whose_answer_was_lost_gets_its_first_outcome(
+    skipping_stack: Stack,
+    grids_channel: grpc.aio.Channel,
+    residents_channel: grpc.aio.Channel,
+) -> None:
+    city = await scene(grids_channel, residents_channel)
+    case = await patrol_report(skipping_stack, city)
+    await settled(skipping_stack, case.record.id, pb.CASE_STAGE_VERIFYING)
+    visit = pb.RecordVisitRequest(
+        case_id=case.record.id,
+        outcome=pb.VISIT_OUTCOME_CONFIRMED,
+        request_id=f"visit-{uuid.uuid4()}",
+    )
+    first = await skipping_stack.stub.RecordVisit(visit, metadata=city.as_worker)
+    # As if the answer had been lost before the request_id store committed.
+    await skipping_stack.service.pool.execute(
+        "DELETE FROM idempotency_keys WHERE request_id = $1", visit.request_id
+    )
+
+    again = await skipping_stack.stub.RecordVisit(visit, metadata=city.as_worker)
+    visit.request_id = f"visit-{uuid.uuid4()}"
+    other = await call_error(
+        skipping_stack.stub.RecordVisit(visit, metadata=city.as_worker)
+    )
+
+    assert again.case.stage == first.case.stage == pb.CASE_STAGE_CONFIRMED
+    assert len(again.case.record.timeline) == len(first.case.record.timeline)
+    assert other.code() == grpc.StatusCode.FAILED_PRECONDITION
