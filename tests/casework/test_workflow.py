@@ -13,6 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 from tests.casework.support import AS_OPERATOR, Stack, scene
 from workflows.casework.steps import CaseRules, CaseState
 from workflows.casework.workflows import CaseInput, CaseWorkflow
+from workflows.worker import CHANNELS, WORKFLOWS, activities
 
 
 async def test_resumed_case_keeps_its_deadline_and_step_numbers(
@@ -73,3 +74,17 @@ async def test_resumed_case_keeps_its_deadline_and_step_numbers(
     assert last.step_key == f"case-{case_id}/008"
     assert "deadline passed" in last.note
     assert state.deadline is None
+
+
+async def test_worker_runs_the_case_workflow_and_its_activities() -> None:
+    async with grpc.aio.insecure_channel("127.0.0.1:1") as channel:
+        channels = {name: channel for name in CHANNELS}
+        names = {getattr(a, "__name__", "") for a in activities(channels)}
+
+    assert CaseWorkflow in WORKFLOWS
+    assert {
+        "append_case_step",
+        "find_grid_worker",
+        "send_notification",
+        "earn_points",
+    } <= names
