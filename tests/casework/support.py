@@ -270,7 +270,7 @@ async def settled(stack: Stack, case_id: str, stage: int) -> pb.CaseView:
     """The case once its workflow has reached stage (triage runs after the
     report returns)."""
     handle = stack.client.get_workflow_handle(f"case-{case_id}")
-    for _ in range(200):
+    for _ in range(600):
         state = await handle.query(CaseWorkflow.state)
         if state.stage == stage:
             return await view(stack, case_id)

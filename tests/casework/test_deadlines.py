@@ -287,7 +287,7 @@ async def test_case_in_a_grid_without_workers_waits_until_assigned_by_hand(
     )
     case = await tip_off(skipping_stack, city, micro_grid=micro.area)
     waiting = await view(skipping_stack, case.record.id)
-    for _ in range(100):
+    for _ in range(600):
         if len(waiting.record.timeline) > 1:
             break
         await asyncio.sleep(0.05)

@@ -47,7 +47,7 @@ async def test_story_3_on_the_dev_server_with_operator_filters(
 
 async def _listed(stack: Stack, query: str) -> list[str]:
     """Workflow ids the visibility store answers for query (it lags a little)."""
-    for _ in range(100):
+    for _ in range(300):
         ids = [w.id async for w in stack.client.list_workflows(query)]
         if ids:
             return ids
