@@ -27,6 +27,7 @@ async def skipping_stack(
         time_skipping_env.client,
         grids_channel,
         residents_channel,
+        server="time-skipping",
     ) as stack:
         yield stack
 
@@ -47,3 +48,11 @@ async def dev_stack(
         residents_channel,
     ) as stack:
         yield stack
+
+
+@pytest.fixture(params=["time-skipping", "dev-server"])
+def stack(request: pytest.FixtureRequest) -> Stack:
+    """Each story runs on both servers: time-skipping and the dev server."""
+    name = "skipping_stack" if request.param == "time-skipping" else "dev_stack"
+    found: Stack = request.getfixturevalue(name)
+    return found

@@ -73,6 +73,8 @@ class Stack:
     grids: grpc.aio.Channel
     residents: grpc.aio.Channel
     channel: grpc.aio.Channel
+    # Which Temporal it runs on: "time-skipping" or "dev-server".
+    server: str = "dev-server"
 
     @property
     def stub(self) -> pb_grpc.CaseworkServiceAsyncStub:
@@ -105,6 +107,7 @@ async def casework_stack(
     residents: grpc.aio.Channel,
     *,
     with_worker: bool = True,
+    server: str = "dev-server",
 ) -> AsyncIterator[Stack]:
     """The front door on port 0 against the given Temporal, with a worker."""
     queue = f"casework-{uuid.uuid4()}"
@@ -124,7 +127,9 @@ async def casework_stack(
             os.environ["CLOUDARK_GRIDS_ADDRESS"] = saved
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
-            stack = Stack(service, client, queue, Outbox(), grids, residents, channel)
+            stack = Stack(
+                service, client, queue, Outbox(), grids, residents, channel, server
+            )
             if not with_worker:
                 yield stack
                 return
