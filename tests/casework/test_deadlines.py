@@ -15,6 +15,8 @@ from cloudark.grids.v1 import reports_pb2 as reports_pb
 from cloudark.grids.v1 import reports_pb2_grpc as reports_grpc
 from cloudark.grids.v1 import staff_pb2 as staff_pb
 from cloudark.grids.v1 import staff_pb2_grpc as staff_grpc
+from cloudark.residents.v1 import residents_pb2 as residents_pb
+from cloudark.residents.v1 import residents_pb2_grpc as residents_grpc
 from temporalio.testing import WorkflowEnvironment
 
 from services.common.config import Settings
@@ -177,7 +179,33 @@ async def test_disputed_outcome_reopens_the_case_for_a_new_visit(
     assert reopened.case.record.status == S.CASE_STATUS_IN_PROGRESS
     assert reopened.case.record.timeline[-1].actor_id == city.resident_id
     assert "disputed" in reopened.case.record.timeline[-1].note
+    # Mediated again: still one award for the tip-off.
+    await stub.RecordVisit(
+        pb.RecordVisitRequest(
+            case_id=case.record.id, outcome=pb.VISIT_OUTCOME_RESOLVED_ON_SPOT
+        ),
+        metadata=city.as_worker,
+    )
+    balance = await residents_grpc.ResidentsServiceStub(residents_channel).GetBalance(
+        residents_pb.GetBalanceRequest(
+            account=residents_pb.AccountRef(
+                kind=residents_pb.ACCOUNT_KIND_RESIDENT, owner_id=city.resident_id
+            )
+        ),
+        metadata=AS_OPERATOR,
+    )
+    assert balance.earned == 50
     handle = skipping_stack.client.get_workflow_handle(f"case-{case.record.id}")
+    # Past the dispute window the case closes and a dispute comes too late.
+    await time_skipping_env.sleep(timedelta(days=8))
+    too_late = await call_error(
+        stub.DisputeOutcome(
+            pb.DisputeOutcomeRequest(case_id=case.record.id, reason="again"),
+            metadata=city.as_resident,
+        )
+    )
+    assert too_late.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "closed" in (too_late.details() or "")
     await record(handle, "CaseWorkflow", "disputed")
 
 
