@@ -160,3 +160,24 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 def task_queue() -> str:
     """Each test polls its own task queue, so tests never take each other's work."""
     return f"test-{uuid.uuid4()}"
+
+
+@pytest.fixture(scope="session")
+async def casework_service(
+    settings: Settings,
+    grids_service: RunningService,
+    grids_channel: grpc.aio.Channel,
+    residents_channel: grpc.aio.Channel,
+    temporal_env: WorkflowEnvironment,
+) -> AsyncIterator[RunningService]:
+    """The casework front door on the dev server, with a worker on its queue."""
+    from tests.casework.support import casework_stack
+
+    async with casework_stack(
+        settings,
+        grids_service.port,
+        temporal_env.client,
+        grids_channel,
+        residents_channel,
+    ) as stack:
+        yield stack.service

@@ -19,17 +19,32 @@ from services.common.logs import configure_logging
 from services.common.metrics import serve_metrics
 from services.common.temporal import connect_temporal
 from services.common.tracing import setup_tracing
+from workflows.casework.activities import CaseworkActivities
+from workflows.casework.workflows import CaseWorkflow
 from workflows.city.activities import CityActivities
 from workflows.city.workflows import LoadCityWorkflow
 from workflows.rpc import channel_to
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS: Sequence[type] = [LoadCityWorkflow]
+WORKFLOWS: Sequence[type] = [LoadCityWorkflow, CaseWorkflow]
+# The services the activities call.
+CHANNELS = ("grids", "residents", "notifications")
 
 
 def activities(channels: dict[str, grpc.aio.Channel]) -> list[Any]:
-    return [CityActivities(channels["grids"]).create_subtree]
+    found: list[Any] = [CityActivities(channels["grids"]).create_subtree]
+    if set(CHANNELS) <= channels.keys():
+        cases = CaseworkActivities(
+            channels["grids"], channels["residents"], channels["notifications"]
+        )
+        found += [
+            cases.append_case_step,
+            cases.find_grid_worker,
+            cases.send_notification,
+            cases.earn_points,
+        ]
+    return found
 
 
 def build_worker(
@@ -57,7 +72,7 @@ def sdk_metrics_runtime() -> Runtime | None:
 async def _run() -> None:
     settings = Settings.from_env()
     client = await connect_temporal(settings, runtime=sdk_metrics_runtime())
-    channels = {name: channel_to(name, settings) for name in ("grids",)}
+    channels = {name: channel_to(name, settings) for name in CHANNELS}
     worker = build_worker(client, settings.temporal_task_queue, channels)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

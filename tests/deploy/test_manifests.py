@@ -21,7 +21,6 @@ PENDING = {
     "services.notifications.server",
     "services.merchants.server",
     "services.errands.server",
-    "services.casework.server",
     "services.care.server",
 }
 
