@@ -21,15 +21,24 @@ from services.common.temporal import connect_temporal
 from services.common.tracing import setup_tracing
 from workflows.city.activities import CityActivities
 from workflows.city.workflows import LoadCityWorkflow
+from workflows.notifications.activities import NotificationActivities
+from workflows.notifications.workflows import FallbackWorkflow, NotificationWorkflow
 from workflows.rpc import channel_to
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS: Sequence[type] = [LoadCityWorkflow]
+WORKFLOWS: Sequence[type] = [LoadCityWorkflow, NotificationWorkflow, FallbackWorkflow]
 
 
 def activities(channels: dict[str, grpc.aio.Channel]) -> list[Any]:
-    return [CityActivities(channels["grids"]).create_subtree]
+    found: list[Any] = [CityActivities(channels["grids"]).create_subtree]
+    if "notifications" in channels:
+        notifications = NotificationActivities(channels["notifications"])
+        found += [
+            notifications.dispatch_deliveries,
+            notifications.queue_fallback_deliveries,
+        ]
+    return found
 
 
 def build_worker(
@@ -57,7 +66,7 @@ def sdk_metrics_runtime() -> Runtime | None:
 async def _run() -> None:
     settings = Settings.from_env()
     client = await connect_temporal(settings, runtime=sdk_metrics_runtime())
-    channels = {name: channel_to(name, settings) for name in ("grids",)}
+    channels = {name: channel_to(name, settings) for name in ("grids", "notifications")}
     worker = build_worker(client, settings.temporal_task_queue, channels)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

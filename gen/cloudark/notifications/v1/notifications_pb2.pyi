@@ -1135,6 +1135,125 @@ class ListOutboxMessagesResponse(_message.Message):
 Global___ListOutboxMessagesResponse: _TypeAlias = ListOutboxMessagesResponse  # noqa: Y015
 
 @_typing.final
+class DispatchDeliveriesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTIFICATION_ID_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    AFTER_SEQ_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    notification_id: _builtins.str
+    purpose: Global___DeliveryPurpose.ValueType
+    after_seq: _builtins.int
+    """Deliveries after this position in the notification; 0 from the start."""
+    limit: _builtins.int
+    """Deliveries per page; 0 means 1000, at most 5000."""
+    def __init__(
+        self,
+        *,
+        notification_id: _builtins.str = ...,
+        purpose: Global___DeliveryPurpose.ValueType = ...,
+        after_seq: _builtins.int = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_seq", b"after_seq", "limit", b"limit", "notification_id", b"notification_id", "purpose", b"purpose"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DispatchDeliveriesRequest: _TypeAlias = DispatchDeliveriesRequest  # noqa: Y015
+
+@_typing.final
+class DispatchDeliveriesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LAST_SEQ_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    SENT_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    RETRYING_FIELD_NUMBER: _builtins.int
+    WAIT_UNTIL_FIELD_NUMBER: _builtins.int
+    RETRY_AFTER_SECONDS_FIELD_NUMBER: _builtins.int
+    REMAINING_FIELD_NUMBER: _builtins.int
+    last_seq: _builtins.int
+    """The position to continue after; done when no delivery lies beyond it."""
+    done: _builtins.bool
+    sent: _builtins.int
+    failed: _builtins.int
+    retrying: _builtins.int
+    retry_after_seconds: _builtins.int
+    """The longest Retry-After a provider asked for on this page, in seconds."""
+    remaining: _builtins.int
+    """Deliveries of this purpose still queued or retrying, anywhere."""
+    @_builtins.property
+    def wait_until(self) -> _timestamp_pb2.Timestamp:
+        """Quiet hours: nothing was sent; ask again at this time."""
+
+    def __init__(
+        self,
+        *,
+        last_seq: _builtins.int = ...,
+        done: _builtins.bool = ...,
+        sent: _builtins.int = ...,
+        failed: _builtins.int = ...,
+        retrying: _builtins.int = ...,
+        wait_until: _timestamp_pb2.Timestamp | None = ...,
+        retry_after_seconds: _builtins.int = ...,
+        remaining: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["wait_until", b"wait_until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["done", b"done", "failed", b"failed", "last_seq", b"last_seq", "remaining", b"remaining", "retry_after_seconds", b"retry_after_seconds", "retrying", b"retrying", "sent", b"sent", "wait_until", b"wait_until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DispatchDeliveriesResponse: _TypeAlias = DispatchDeliveriesResponse  # noqa: Y015
+
+@_typing.final
+class QueueFallbackDeliveriesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTIFICATION_ID_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    notification_id: _builtins.str
+    purpose: Global___DeliveryPurpose.ValueType
+    """FALLBACK_TEXT or GRID_WORKER_ALERT."""
+    def __init__(
+        self,
+        *,
+        notification_id: _builtins.str = ...,
+        purpose: Global___DeliveryPurpose.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["notification_id", b"notification_id", "purpose", b"purpose"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QueueFallbackDeliveriesRequest: _TypeAlias = QueueFallbackDeliveriesRequest  # noqa: Y015
+
+@_typing.final
+class QueueFallbackDeliveriesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUEUED_FIELD_NUMBER: _builtins.int
+    queued: _builtins.int
+    """Deliveries of that purpose the notification now has, new or not."""
+    def __init__(
+        self,
+        *,
+        queued: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["queued", b"queued"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QueueFallbackDeliveriesResponse: _TypeAlias = QueueFallbackDeliveriesResponse  # noqa: Y015
+
+@_typing.final
 class Attachment(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

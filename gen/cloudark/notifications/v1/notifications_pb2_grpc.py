@@ -81,6 +81,16 @@ class NotificationsServiceStub:
                 request_serializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.ListOutboxMessagesRequest.SerializeToString,
                 response_deserializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.ListOutboxMessagesResponse.FromString,
                 _registered_method=True)
+        self.DispatchDeliveries = channel.unary_unary(
+                '/cloudark.notifications.v1.NotificationsService/DispatchDeliveries',
+                request_serializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.DispatchDeliveriesRequest.SerializeToString,
+                response_deserializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.DispatchDeliveriesResponse.FromString,
+                _registered_method=True)
+        self.QueueFallbackDeliveries = channel.unary_unary(
+                '/cloudark.notifications.v1.NotificationsService/QueueFallbackDeliveries',
+                request_serializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.QueueFallbackDeliveriesRequest.SerializeToString,
+                response_deserializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.QueueFallbackDeliveriesResponse.FromString,
+                _registered_method=True)
 
 
 class NotificationsServiceServicer:
@@ -150,6 +160,24 @@ class NotificationsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DispatchDeliveries(self, request, context):
+        """For the notification workflow (system role only): sends the next page of
+        queued or retrying deliveries of one purpose through the providers.
+        Repeating a page sends nothing twice: each delivery is sent at most once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QueueFallbackDeliveries(self, request, context):
+        """For the fallback workflow (system role only): queues the fallback text
+        messages of unread in-app deliveries, or the grid worker alerts of
+        failed fallback texts. Repeating it queues nothing twice.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NotificationsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -197,6 +225,16 @@ def add_NotificationsServiceServicer_to_server(servicer, server):
                     servicer.ListOutboxMessages,
                     request_deserializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.ListOutboxMessagesRequest.FromString,
                     response_serializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.ListOutboxMessagesResponse.SerializeToString,
+            ),
+            'DispatchDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.DispatchDeliveries,
+                    request_deserializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.DispatchDeliveriesRequest.FromString,
+                    response_serializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.DispatchDeliveriesResponse.SerializeToString,
+            ),
+            'QueueFallbackDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueueFallbackDeliveries,
+                    request_deserializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.QueueFallbackDeliveriesRequest.FromString,
+                    response_serializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.QueueFallbackDeliveriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -444,6 +482,60 @@ class NotificationsService:
             '/cloudark.notifications.v1.NotificationsService/ListOutboxMessages',
             cloudark_dot_notifications_dot_v1_dot_notifications__pb2.ListOutboxMessagesRequest.SerializeToString,
             cloudark_dot_notifications_dot_v1_dot_notifications__pb2.ListOutboxMessagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DispatchDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cloudark.notifications.v1.NotificationsService/DispatchDeliveries',
+            cloudark_dot_notifications_dot_v1_dot_notifications__pb2.DispatchDeliveriesRequest.SerializeToString,
+            cloudark_dot_notifications_dot_v1_dot_notifications__pb2.DispatchDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueueFallbackDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cloudark.notifications.v1.NotificationsService/QueueFallbackDeliveries',
+            cloudark_dot_notifications_dot_v1_dot_notifications__pb2.QueueFallbackDeliveriesRequest.SerializeToString,
+            cloudark_dot_notifications_dot_v1_dot_notifications__pb2.QueueFallbackDeliveriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,6 +53,16 @@ class NotificationsServiceStub:
     ListTemplates: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.ListTemplatesRequest, _notifications_pb2.ListTemplatesResponse]
     ListOutboxMessages: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.ListOutboxMessagesRequest, _notifications_pb2.ListOutboxMessagesResponse]
     """Messages the outbox provider recorded instead of sending (make run, tests)."""
+    DispatchDeliveries: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.DispatchDeliveriesRequest, _notifications_pb2.DispatchDeliveriesResponse]
+    """For the notification workflow (system role only): sends the next page of
+    queued or retrying deliveries of one purpose through the providers.
+    Repeating a page sends nothing twice: each delivery is sent at most once.
+    """
+    QueueFallbackDeliveries: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.QueueFallbackDeliveriesRequest, _notifications_pb2.QueueFallbackDeliveriesResponse]
+    """For the fallback workflow (system role only): queues the fallback text
+    messages of unread in-app deliveries, or the grid worker alerts of
+    failed fallback texts. Repeating it queues nothing twice.
+    """
 
 @_typing.type_check_only
 class NotificationsServiceAsyncStub(NotificationsServiceStub):
@@ -79,6 +89,16 @@ class NotificationsServiceAsyncStub(NotificationsServiceStub):
     ListTemplates: _aio.UnaryUnaryMultiCallable[_notifications_pb2.ListTemplatesRequest, _notifications_pb2.ListTemplatesResponse]  # type: ignore[assignment]
     ListOutboxMessages: _aio.UnaryUnaryMultiCallable[_notifications_pb2.ListOutboxMessagesRequest, _notifications_pb2.ListOutboxMessagesResponse]  # type: ignore[assignment]
     """Messages the outbox provider recorded instead of sending (make run, tests)."""
+    DispatchDeliveries: _aio.UnaryUnaryMultiCallable[_notifications_pb2.DispatchDeliveriesRequest, _notifications_pb2.DispatchDeliveriesResponse]  # type: ignore[assignment]
+    """For the notification workflow (system role only): sends the next page of
+    queued or retrying deliveries of one purpose through the providers.
+    Repeating a page sends nothing twice: each delivery is sent at most once.
+    """
+    QueueFallbackDeliveries: _aio.UnaryUnaryMultiCallable[_notifications_pb2.QueueFallbackDeliveriesRequest, _notifications_pb2.QueueFallbackDeliveriesResponse]  # type: ignore[assignment]
+    """For the fallback workflow (system role only): queues the fallback text
+    messages of unread in-app deliveries, or the grid worker alerts of
+    failed fallback texts. Repeating it queues nothing twice.
+    """
 
 class NotificationsServiceServicer(metaclass=_abc_1.ABCMeta):
     """NotificationsService sends a message to exactly the right people, on their
@@ -156,6 +176,28 @@ class NotificationsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_notifications_pb2.ListOutboxMessagesResponse, _abc.Awaitable[_notifications_pb2.ListOutboxMessagesResponse]]:
         """Messages the outbox provider recorded instead of sending (make run, tests)."""
+
+    @_abc_1.abstractmethod
+    def DispatchDeliveries(
+        self,
+        request: _notifications_pb2.DispatchDeliveriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notifications_pb2.DispatchDeliveriesResponse, _abc.Awaitable[_notifications_pb2.DispatchDeliveriesResponse]]:
+        """For the notification workflow (system role only): sends the next page of
+        queued or retrying deliveries of one purpose through the providers.
+        Repeating a page sends nothing twice: each delivery is sent at most once.
+        """
+
+    @_abc_1.abstractmethod
+    def QueueFallbackDeliveries(
+        self,
+        request: _notifications_pb2.QueueFallbackDeliveriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notifications_pb2.QueueFallbackDeliveriesResponse, _abc.Awaitable[_notifications_pb2.QueueFallbackDeliveriesResponse]]:
+        """For the fallback workflow (system role only): queues the fallback text
+        messages of unread in-app deliveries, or the grid worker alerts of
+        failed fallback texts. Repeating it queues nothing twice.
+        """
 
 def add_NotificationsServiceServicer_to_server(servicer: NotificationsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
