@@ -23,8 +23,8 @@ DEFAULT_LANGUAGE = "zh"
 # Quiet hours are read in China Standard Time, as the city lives by it.
 TIME_ZONE = "Asia/Shanghai"
 
-# Deliveries one DispatchDeliveries call sends (0 asks for the default).
-DISPATCH_PAGE_DEFAULT = 1000
+# Deliveries one DispatchDeliveries call sends when it does not say.
+DISPATCH_PAGE_DEFAULT = env_int("CLOUDARK_NOTIFICATIONS_PAGE", 1000)
 DISPATCH_PAGE_MAX = 5000
 # Residents and helpers asked for per page while resolving an audience.
 RESOLVE_PAGE = 1000

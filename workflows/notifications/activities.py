@@ -3,7 +3,10 @@ notifications service, which owns the deliveries and the providers. Both are
 safe to repeat: a page sends only deliveries still pending, and fallback
 deliveries are queued under unique keys."""
 
+import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import grpc
 from cloudark.notifications.v1 import notifications_pb2 as pb
@@ -14,6 +17,8 @@ from workflows.rpc import CALL_TIMEOUT, METADATA, activity_error
 
 # A page of slow channels (group chats at 20/s) may take a while.
 DISPATCH_TIMEOUT = 120.0
+HEARTBEAT_EVERY = 2.0
+T = TypeVar("T")
 
 
 @dataclass
@@ -48,23 +53,34 @@ class QueueFallbackResult:
     queued: int
 
 
+async def _heartbeating(call: Awaitable[T]) -> T:
+    """Awaits call, heartbeating meanwhile, so a dead worker is noticed soon."""
+    task = asyncio.ensure_future(call)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY)
+        if done:
+            return task.result()
+        activity.heartbeat()
+
+
 class NotificationActivities:
     def __init__(self, notifications: grpc.aio.Channel) -> None:
         self._stub = pb_grpc.NotificationsServiceStub(notifications)
 
     @activity.defn
     async def dispatch_deliveries(self, data: DispatchInput) -> DispatchResult:
+        call = self._stub.DispatchDeliveries(
+            pb.DispatchDeliveriesRequest(
+                notification_id=data.notification_id,
+                purpose=data.purpose,  # type: ignore[arg-type]
+                after_seq=data.after_seq,
+                limit=data.limit,
+            ),
+            metadata=METADATA,
+            timeout=DISPATCH_TIMEOUT,
+        )
         try:
-            reply = await self._stub.DispatchDeliveries(
-                pb.DispatchDeliveriesRequest(
-                    notification_id=data.notification_id,
-                    purpose=data.purpose,  # type: ignore[arg-type]
-                    after_seq=data.after_seq,
-                    limit=data.limit,
-                ),
-                metadata=METADATA,
-                timeout=DISPATCH_TIMEOUT,
-            )
+            reply = await _heartbeating(call)
         except grpc.aio.AioRpcError as error:
             raise activity_error(error) from None
         wait_until = 0.0

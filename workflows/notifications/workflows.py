@@ -28,7 +28,8 @@ with workflow.unsafe.imports_passed_through():
         notification_workflow_id,
     )
 
-PAGE = 2000
+# 0: the service's page size (CLOUDARK_NOTIFICATIONS_PAGE).
+PAGE = 0
 PAGES_PER_RUN = 50
 # Between passes over deliveries a provider refused for now.
 RETRY_FIRST = 1.0
@@ -83,6 +84,8 @@ class NotificationWorkflow:
             NotificationActivities.dispatch_deliveries,
             DispatchInput(data.notification_id, data.purpose, data.after_seq, PAGE),
             start_to_close_timeout=timedelta(minutes=3),
+            # A worker that dies mid-page is noticed in seconds, not minutes.
+            heartbeat_timeout=timedelta(seconds=10),
             retry_policy=ACTIVITY_RETRY,
         )
 
