@@ -104,7 +104,9 @@ class AudienceResolver:
     async def _named(self, audience: pb.Audience) -> list[Recipient]:
         calls: list[Callable[[], Awaitable[Recipient]]] = []
         for i, resident_id in enumerate(audience.resident_ids):
-            calls.append(_bind(self._resident, resident_id, f"audience.resident_ids[{i}]"))
+            calls.append(
+                _bind(self._resident, resident_id, f"audience.resident_ids[{i}]")
+            )
         for i, helper_id in enumerate(audience.staff_ids):
             calls.append(_bind(self._helper, helper_id, f"audience.staff_ids[{i}]"))
         gate = asyncio.Semaphore(_PARALLEL)
@@ -273,7 +275,9 @@ class AudienceResolver:
 
 def resident_recipient(resident: residents_pb2.Resident) -> Recipient:
     channels = tuple(
-        _RESIDENT_CHANNELS[c] for c in resident.contact.channels if c in _RESIDENT_CHANNELS
+        _RESIDENT_CHANNELS[c]
+        for c in resident.contact.channels
+        if c in _RESIDENT_CHANNELS
     )
     return Recipient(
         kind=RESIDENT,

@@ -21,8 +21,8 @@ from services.common.errors import (
     NotFound,
     PermissionDenied,
 )
-from services.common.identity import Caller, Role, caller_of
 from services.common.idempotency import run_once
+from services.common.identity import Caller, Role, caller_of
 from services.common.pagination import decode_token, encode_token, fingerprint
 from services.common.validation import Violations
 from services.notifications import config
@@ -63,10 +63,14 @@ class DisclosuresServicer(pb_grpc.DisclosuresServiceServicer):
         _require_village_of(caller, village_id)
         kind = await self._resolver.area_kind(str(village_id), "village_id")
         if kind != grids_pb2.AREA_KIND_VILLAGE:
-            raise FailedPrecondition("village_id is not a village", subject="village_id")
+            raise FailedPrecondition(
+                "village_id is not a village", subject="village_id"
+            )
 
         async def publish(conn: Connection) -> pb.PublishDisclosureResponse:
-            disclosure_id = await repo.publish(conn, village_id, caller.subject, content)
+            disclosure_id = await repo.publish(
+                conn, village_id, caller.subject, content
+            )
             row = await repo.get(conn, disclosure_id)
             assert row is not None
             return pb.PublishDisclosureResponse(disclosure=disclosure_proto(row))
@@ -90,7 +94,9 @@ class DisclosuresServicer(pb_grpc.DisclosuresServiceServicer):
         if request.revision < 1:
             v.add("revision", "is required: the revision being corrected")
         content = _content(v, request)
-        reason = v.text("reason", request.reason, max_length=config.DISCLOSURE_REASON_MAX)
+        reason = v.text(
+            "reason", request.reason, max_length=config.DISCLOSURE_REASON_MAX
+        )
         v.request_id(request.request_id)
         v.raise_if_any()
         assert disclosure_id is not None
@@ -208,7 +214,9 @@ def _content(
             max_length=config.ATTACHMENT_NAME_MAX,
         )
         uri = v.text(
-            f"attachments[{i}].uri", attachment.uri, max_length=config.ATTACHMENT_URI_MAX
+            f"attachments[{i}].uri",
+            attachment.uri,
+            max_length=config.ATTACHMENT_URI_MAX,
         )
         attachments.append((name, uri))
     return repo.Content(request.category, title, body, attachments, period)

@@ -19,8 +19,8 @@ from cloudark.notifications.v1 import notifications_pb2 as pb
 from services.common.db import Connection
 from services.notifications import repository as repo
 from services.notifications.providers import (
-    OutgoingMessage,
     Outcome,
+    OutgoingMessage,
     Provider,
     RateLimiter,
     SendResult,
@@ -75,7 +75,9 @@ class Dispatcher:
             held.last_seq = after_seq
             return held
         async with self._pool.acquire() as conn, conn.transaction():
-            rows = await repo.pending_page(conn, notification.id, purpose, after_seq, limit)
+            rows = await repo.pending_page(
+                conn, notification.id, purpose, after_seq, limit
+            )
             result = PageResult(
                 last_seq=rows[-1].seq if rows else after_seq, done=len(rows) < limit
             )

@@ -23,7 +23,7 @@ from cloudark.notifications.v1 import notifications_pb2 as pb
 from services.common.db import Connection
 from services.notifications.config import ProviderSettings
 
-CHANNEL_NAMES = {
+CHANNEL_NAMES: dict[int, str] = {
     pb.CHANNEL_APP: "app",
     pb.CHANNEL_TEXT_MESSAGE: "text_message",
     pb.CHANNEL_GROUP_CHAT: "group_chat",

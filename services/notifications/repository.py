@@ -214,7 +214,9 @@ async def insert_deliveries(
         )
         for i, d in enumerate(new)
     ]
-    await conn.copy_records_to_table("deliveries", records=records, columns=_NEW_COLUMNS)
+    await conn.copy_records_to_table(
+        "deliveries", records=records, columns=_NEW_COLUMNS
+    )
 
 
 async def insert_deliveries_once(
@@ -225,7 +227,9 @@ async def insert_deliveries_once(
     many were added."""
     if not new:
         return 0
-    await conn.execute("SELECT 1 FROM notifications WHERE id = $1 FOR UPDATE", notification_id)
+    await conn.execute(
+        "SELECT 1 FROM notifications WHERE id = $1 FOR UPDATE", notification_id
+    )
     last = await conn.fetchval(
         "SELECT coalesce(max(seq), 0) FROM deliveries WHERE notification_id = $1",
         notification_id,
@@ -316,7 +320,11 @@ async def list_deliveries(
 
 
 async def pending_page(
-    conn: Connection, notification_id: uuid.UUID, purpose: int, after_seq: int, limit: int
+    conn: Connection,
+    notification_id: uuid.UUID,
+    purpose: int,
+    after_seq: int,
+    limit: int,
 ) -> list[DeliveryRow]:
     """The next pending deliveries, locked; ones another sender holds are skipped."""
     rows = await conn.fetch(

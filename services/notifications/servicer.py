@@ -28,8 +28,8 @@ from services.common.errors import (
     PermissionDenied,
     Unavailable,
 )
-from services.common.identity import Caller, Role, caller_of
 from services.common.idempotency import run_once
+from services.common.identity import Caller, Role, caller_of
 from services.common.pagination import decode_token, encode_token, fingerprint
 from services.common.pagination import page_size as clamp_page_size
 from services.common.validation import Violations
@@ -111,7 +111,9 @@ class NotificationsServicer(pb_grpc.NotificationsServiceServicer):
                 len(deliveries),
             )
             counts = {repo.QUEUED: len(deliveries)}
-            return pb.SendNotificationResponse(notification=notification_proto(row, counts))
+            return pb.SendNotificationResponse(
+                notification=notification_proto(row, counts)
+            )
 
         response = await run_once(
             self._pool,
@@ -137,7 +139,9 @@ class NotificationsServicer(pb_grpc.NotificationsServiceServicer):
                     fallback_after_seconds=notification.fallback.text_message_after_seconds,
                     alert_grid_worker=notification.fallback.alert_grid_worker_on_failure,
                 ),
-                id=notification_workflow_id(notification.id, pb.DELIVERY_PURPOSE_MESSAGE),
+                id=notification_workflow_id(
+                    notification.id, pb.DELIVERY_PURPOSE_MESSAGE
+                ),
                 task_queue=self._task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -145,7 +149,9 @@ class NotificationsServicer(pb_grpc.NotificationsServiceServicer):
         except WorkflowAlreadyStartedError:
             return
         except RPCError as error:
-            log.warning("notification %s: workflow not started: %s", notification.id, error)
+            log.warning(
+                "notification %s: workflow not started: %s", notification.id, error
+            )
             raise Unavailable(
                 "recorded, but sending could not start; retry with the same request_id"
             ) from None
@@ -175,13 +181,20 @@ class NotificationsServicer(pb_grpc.NotificationsServiceServicer):
         limit = _page_size(v, request.page_size)
         v.raise_if_any()
         assert notification_id is not None
-        query = fingerprint("ListDeliveries", notification_id, request.status, request.recipient_id)
+        query = fingerprint(
+            "ListDeliveries", notification_id, request.status, request.recipient_id
+        )
         after = _int_cursor(decode_token(request.page_token, query))
 
         async with self._pool.acquire() as conn:
             await _readable(conn, caller, notification_id, "notification_id")
             rows = await repo.list_deliveries(
-                conn, notification_id, request.status, request.recipient_id, after, limit + 1
+                conn,
+                notification_id,
+                request.status,
+                request.recipient_id,
+                after,
+                limit + 1,
             )
         page, more = rows[:limit], len(rows) > limit
         token = encode_token(query, [page[-1].seq]) if more else ""
@@ -210,7 +223,9 @@ class NotificationsServicer(pb_grpc.NotificationsServiceServicer):
             messages = [await _inbox_message(conn, r) for r in page]
         token = ""
         if more and page[-1].sent_time is not None:
-            token = encode_token(query, [page[-1].sent_time.isoformat(), str(page[-1].id)])
+            token = encode_token(
+                query, [page[-1].sent_time.isoformat(), str(page[-1].id)]
+            )
         return pb.ListInboxResponse(messages=messages, next_page_token=token)
 
     async def MarkRead(
@@ -311,7 +326,9 @@ class NotificationsServicer(pb_grpc.NotificationsServiceServicer):
     ) -> pb.ListOutboxMessagesResponse:
         caller_of(context).require(*OVERSEERS)
         v = Violations()
-        notification_id = v.id("notification_id", request.notification_id, required=False)
+        notification_id = v.id(
+            "notification_id", request.notification_id, required=False
+        )
         limit = _page_size(v, request.page_size)
         v.raise_if_any()
         query = fingerprint("ListOutboxMessages", notification_id)
@@ -321,7 +338,9 @@ class NotificationsServicer(pb_grpc.NotificationsServiceServicer):
         page, more = rows[:limit], len(rows) > limit
         token = ""
         if more:
-            token = encode_token(query, [page[-1].create_time.isoformat(), str(page[-1].id)])
+            token = encode_token(
+                query, [page[-1].create_time.isoformat(), str(page[-1].id)]
+            )
         return pb.ListOutboxMessagesResponse(
             messages=[
                 pb.OutboxMessage(
@@ -408,7 +427,9 @@ class NotificationsServicer(pb_grpc.NotificationsServiceServicer):
                 notification_id,
                 request.purpose,
             )
-        log.info("notification %s: %s fallback deliveries added", notification_id, added)
+        log.info(
+            "notification %s: %s fallback deliveries added", notification_id, added
+        )
         return pb.QueueFallbackDeliveriesResponse(queued=queued)
 
     async def _alerts(
@@ -422,7 +443,9 @@ class NotificationsServicer(pb_grpc.NotificationsServiceServicer):
                 continue
             if micro_grid not in workers:
                 workers[micro_grid] = await self._resolver.grid_workers_of(micro_grid)
-            text = ALERT_BODY.format(notification=notification_id, resident=row.recipient_id)
+            text = ALERT_BODY.format(
+                notification=notification_id, resident=row.recipient_id
+            )
             for worker in workers[micro_grid]:
                 new.append(
                     repo.NewDelivery(
@@ -545,7 +568,9 @@ async def _texts(
     """The title and body in each language, variables filled in."""
     if not request.template_id:
         title, body = request.title.strip(), request.body.strip()
-        return dict.fromkeys(config.LANGUAGES, title), dict.fromkeys(config.LANGUAGES, body)
+        return dict.fromkeys(config.LANGUAGES, title), dict.fromkeys(
+            config.LANGUAGES, body
+        )
     template = await repo.get_template(conn, uuid.UUID(request.template_id))
     if template is None:
         raise NotFound("template", "template_id")
@@ -556,7 +581,9 @@ async def _texts(
         v.add(f"variables.{name}", "is required by the template")
     for name, value in request.variables.items():
         if len(value) > config.VARIABLE_MAX:
-            v.add(f"variables.{name}", f"must be at most {config.VARIABLE_MAX} characters")
+            v.add(
+                f"variables.{name}", f"must be at most {config.VARIABLE_MAX} characters"
+            )
     v.raise_if_any()
     values = dict(request.variables)
     return (
@@ -573,19 +600,25 @@ def _languages(
         if language not in config.LANGUAGES:
             v.add(f"{field}.{language}", "must be zh or en")
             continue
-        result[language] = v.text(f"{field}.{language}", texts[language], max_length=max_length)
+        result[language] = v.text(
+            f"{field}.{language}", texts[language], max_length=max_length
+        )
     return result
 
 
 # ---- what a notification becomes ----
 
 
-def plan_deliveries(resolved: Resolved, channels: Sequence[int]) -> list[repo.NewDelivery]:
+def plan_deliveries(
+    resolved: Resolved, channels: Sequence[int]
+) -> list[repo.NewDelivery]:
     """One delivery per (recipient, channel): personal channels per person,
     one group chat message per micro-grid, one TV message per area."""
     planned: dict[tuple[int, str, int], repo.NewDelivery] = {}
 
-    def add(kind: int, recipient_id: str, person: Recipient | None, channel: int) -> None:
+    def add(
+        kind: int, recipient_id: str, person: Recipient | None, channel: int
+    ) -> None:
         key = (kind, recipient_id, channel)
         if key not in planned:
             planned[key] = repo.NewDelivery(
@@ -690,7 +723,9 @@ async def _inbox_message(conn: Connection, row: repo.DeliveryRow) -> pb.InboxMes
 # ---- protos ----
 
 
-def notification_proto(row: repo.NotificationRow, counts: dict[int, int]) -> pb.Notification:
+def notification_proto(
+    row: repo.NotificationRow, counts: dict[int, int]
+) -> pb.Notification:
     notification = pb.Notification(
         id=str(row.id),
         template_id=str(row.template_id) if row.template_id else "",
@@ -775,7 +810,9 @@ def _page_size(v: Violations, requested: int) -> int:
 
 
 def _bad_token() -> InvalidArgument:
-    return InvalidArgument.field("page_token", "is not a page token this service issued")
+    return InvalidArgument.field(
+        "page_token", "is not a page token this service issued"
+    )
 
 
 def _int_cursor(cursor: list[Any] | None) -> int:
@@ -806,4 +843,3 @@ def _time_cursor(cursor: list[Any] | None) -> tuple[datetime, uuid.UUID] | None:
         return datetime.fromisoformat(str(moment)), uuid.UUID(str(raw_id))
     except (ValueError, TypeError):
         raise _bad_token() from None
-

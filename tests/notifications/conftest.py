@@ -75,7 +75,12 @@ async def sending(
     provider_env: dict[str, str],
 ) -> AsyncIterator[Sending]:
     service = await start_notifications(
-        settings, task_queue, temporal_env, grids_service, residents_service, provider_env
+        settings,
+        task_queue,
+        temporal_env,
+        grids_service,
+        residents_service,
+        provider_env,
     )
     try:
         address = f"127.0.0.1:{service.port}"

@@ -64,7 +64,9 @@ class FakeGateway:
         plan = self.script.get(address, ["200"])
         seen = len(self.calls_to(address))
         answer = plan[min(seen, len(plan) - 1)]
-        self.calls.append(Call(address, headers.get("idempotency-key", ""), time.monotonic()))
+        self.calls.append(
+            Call(address, headers.get("idempotency-key", ""), time.monotonic())
+        )
         self._answers.append(answer)
         if answer == "timeout":
             await asyncio.sleep(self.hang)

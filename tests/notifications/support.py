@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
@@ -26,7 +27,7 @@ SYSTEM = Caller(subject="errand-workflow", role=Role.SYSTEM)
 async def person(
     residents: grpc.aio.Channel,
     micro_grid: gpb.Area,
-    channels: list[int],
+    channels: Sequence[int],
     *,
     language: int = rpb.LANGUAGE_ZH,
     key_service: bool = False,

@@ -24,6 +24,7 @@ async def _counts(service: RunningService) -> tuple[int, int, int]:
             " (SELECT count(*) FROM deliveries) AS d,"
             " (SELECT count(*) FROM outbox_messages) AS o"
         )
+    assert row is not None
     return row["n"], row["d"], row["o"]
 
 
@@ -38,7 +39,9 @@ async def _refused(
     return error
 
 
-async def test_an_empty_audience_is_refused_naming_the_audience(sending: Sending) -> None:
+async def test_an_empty_audience_is_refused_naming_the_audience(
+    sending: Sending,
+) -> None:
     error = await _refused(sending, pb.SendNotificationRequest(title="t", body="b"))
 
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -59,7 +62,9 @@ async def test_an_area_with_nobody_in_it_sends_nothing(
 
 
 async def test_an_unknown_template_variable_is_named(
-    sending: Sending, grids_channel: grpc.aio.Channel, residents_channel: grpc.aio.Channel
+    sending: Sending,
+    grids_channel: grpc.aio.Channel,
+    residents_channel: grpc.aio.Channel,
 ) -> None:
     here = await place(grids_channel)
     someone = await person(residents_channel, here.micro_grid, [rpb.CHANNEL_APP])
@@ -80,7 +85,9 @@ async def test_an_unknown_template_variable_is_named(
 
 
 async def test_a_missing_template_variable_is_named(
-    sending: Sending, grids_channel: grpc.aio.Channel, residents_channel: grpc.aio.Channel
+    sending: Sending,
+    grids_channel: grpc.aio.Channel,
+    residents_channel: grpc.aio.Channel,
 ) -> None:
     here = await place(grids_channel)
     someone = await person(residents_channel, here.micro_grid, [rpb.CHANNEL_APP])
@@ -113,7 +120,9 @@ async def test_an_unknown_channel_is_named(sending: Sending) -> None:
     assert bad_fields(error) == ["channels[1]"]
 
 
-async def test_an_unknown_resident_is_not_found_naming_the_field(sending: Sending) -> None:
+async def test_an_unknown_resident_is_not_found_naming_the_field(
+    sending: Sending,
+) -> None:
     request = pb.SendNotificationRequest(
         title="t",
         body="b",
@@ -127,7 +136,9 @@ async def test_an_unknown_resident_is_not_found_naming_the_field(sending: Sendin
 
 
 async def test_quiet_hours_that_outlast_the_expiry_make_delivery_impossible(
-    sending: Sending, grids_channel: grpc.aio.Channel, residents_channel: grpc.aio.Channel
+    sending: Sending,
+    grids_channel: grpc.aio.Channel,
+    residents_channel: grpc.aio.Channel,
 ) -> None:
     here = await place(grids_channel)
     someone = await person(residents_channel, here.micro_grid, [rpb.CHANNEL_APP])
@@ -168,10 +179,17 @@ async def test_quiet_hours_of_no_length_are_refused(sending: Sending) -> None:
 
 @pytest.mark.parametrize(
     ("start", "end", "hour", "quiet"),
-    [(1320, 420, 23, True), (1320, 420, 3, True), (1320, 420, 12, False),
-     (60, 120, 1, True), (60, 120, 2, False)],
+    [
+        (1320, 420, 23, True),
+        (1320, 420, 3, True),
+        (1320, 420, 12, False),
+        (60, 120, 1, True),
+        (60, 120, 2, False),
+    ],
 )
-def test_quiet_hours_may_cross_midnight(start: int, end: int, hour: int, quiet: bool) -> None:
+def test_quiet_hours_may_cross_midnight(
+    start: int, end: int, hour: int, quiet: bool
+) -> None:
     moment = datetime(2022, 12, 5, hour, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
 
     assert QuietHours(start, end).contains(moment) is quiet

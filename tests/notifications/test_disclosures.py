@@ -71,7 +71,10 @@ async def test_a_stale_correction_is_aborted_and_a_cadre_stays_in_their_village(
     notifications_channel: grpc.aio.Channel, grids_channel: grpc.aio.Channel
 ) -> None:
     stub = pb_grpc.DisclosuresServiceStub(notifications_channel)
-    village, other = (await place(grids_channel)).village, (await place(grids_channel)).village
+    village, other = (
+        (await place(grids_channel)).village,
+        (await place(grids_channel)).village,
+    )
     item = (
         await stub.PublishDisclosure(
             finance_item(village.id, "1"), metadata=cadre_of(village.id)
@@ -88,14 +91,22 @@ async def test_a_stale_correction_is_aborted_and_a_cadre_stays_in_their_village(
     )
     await stub.CorrectDisclosure(correction, metadata=cadre_of(village.id))
 
-    stale = await call_error(stub.CorrectDisclosure(correction, metadata=cadre_of(village.id)))
+    stale = await call_error(
+        stub.CorrectDisclosure(correction, metadata=cadre_of(village.id))
+    )
     outsider = await call_error(
-        stub.PublishDisclosure(finance_item(village.id, "3"), metadata=cadre_of(other.id))
+        stub.PublishDisclosure(
+            finance_item(village.id, "3"), metadata=cadre_of(other.id)
+        )
     )
     no_reason = await call_error(
         stub.CorrectDisclosure(
             pb.CorrectDisclosureRequest(
-                id=item.id, revision=2, category=item.category, title="t", body="b",
+                id=item.id,
+                revision=2,
+                category=item.category,
+                title="t",
+                body="b",
                 period="2022-Q4",
             ),
             metadata=cadre_of(village.id),

@@ -155,6 +155,8 @@ async def test_unread_app_messages_fall_back_to_text_then_to_the_grid_worker(
         ]
     )
     # One text each to the two who did not read; none to the reader.
-    assert sorted(c.address for c in gateway.calls) == sorted([texted.id, unreachable.id])
+    assert sorted(c.address for c in gateway.calls) == sorted(
+        [texted.id, unreachable.id]
+    )
     assert len(alerts.messages) == 1
     assert unreachable.id in alerts.messages[0].body

@@ -63,6 +63,15 @@ async def outbox_count(service: RunningService, notification_id: str) -> int:
     return count
 
 
+async def half_way(service: RunningService, notification_id: str) -> None:
+    """Returns once a quarter of the messages are out."""
+    for _ in range(60_000):
+        if await outbox_count(service, notification_id) >= RECIPIENTS // 4:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("sending never got going")
+
+
 @pytest.mark.timeout(300)
 async def test_killing_the_sender_mid_notification_loses_and_repeats_nothing(
     settings: Settings,
@@ -116,16 +125,16 @@ async def test_killing_the_sender_mid_notification_loses_and_repeats_nothing(
                     timeout=120,
                 )
             notification_id = sent.notification.id
-            while await outbox_count(notifications_service, notification_id) < (
-                RECIPIENTS // 4
-            ):
-                await asyncio.sleep(0.02)
+            await half_way(notifications_service, notification_id)
             service.send_signal(signal.SIGKILL)
             worker.send_signal(signal.SIGKILL)
             service.wait(timeout=30)
             worker.wait(timeout=30)
     at_kill = await outbox_count(notifications_service, notification_id)
-    with process("services.notifications.server", env), process("workflows.worker", env):
+    with (
+        process("services.notifications.server", env),
+        process("workflows.worker", env),
+    ):
         await serving(address)
         await asyncio.wait_for(finished(temporal_env, notification_id), timeout=240)
 

@@ -32,9 +32,13 @@ async def test_key_service_recipients_of_a_village_get_it_once_on_their_channel(
     by_chat = await person(
         residents_channel, here.micro_grid, [rpb.CHANNEL_GROUP_CHAT], key_service=True
     )
-    no_preference = await person(residents_channel, here.micro_grid, [], key_service=True)
+    no_preference = await person(
+        residents_channel, here.micro_grid, [], key_service=True
+    )
     await person(residents_channel, here.micro_grid, [rpb.CHANNEL_APP])
-    await person(residents_channel, elsewhere.micro_grid, [rpb.CHANNEL_APP], key_service=True)
+    await person(
+        residents_channel, elsewhere.micro_grid, [rpb.CHANNEL_APP], key_service=True
+    )
     template = await sending.stub.CreateTemplate(
         pb.CreateTemplateRequest(
             name="cold wave",
@@ -66,6 +70,8 @@ async def test_key_service_recipients_of_a_village_get_it_once_on_their_channel(
     assert (result.sent, result.failed) == (4, 0)
     deliveries = await all_deliveries(sending.stub, notification.id)
     reached = sorted((d.recipient_id, d.channel) for d in deliveries)
+    # The one who prefers the group chat is reached through it, not alone.
+    assert by_chat.id not in {d.recipient_id for d in deliveries}
     assert reached == sorted(
         [
             (by_text.id, pb.CHANNEL_TEXT_MESSAGE),
@@ -110,4 +116,3 @@ async def test_key_service_recipients_of_a_village_get_it_once_on_their_channel(
     assert [d.recipient_id for d in read.deliveries] == [by_app.id]
     handle = sending.env.client.get_workflow_handle(f"notification-{notification.id}")
     await record(handle, "NotificationWorkflow", "story-8")
-

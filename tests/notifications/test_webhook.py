@@ -66,7 +66,8 @@ async def test_gateway_failures_are_retried_and_shown_as_statuses(
     result = await finished(sending.env, sent.notification.id)
 
     deliveries = {
-        d.recipient_id: d for d in await all_deliveries(sending.stub, sent.notification.id)
+        d.recipient_id: d
+        for d in await all_deliveries(sending.stub, sent.notification.id)
     }
     status = {name: deliveries[i].status for name, i in ids.items()}
     assert status == {
@@ -84,7 +85,12 @@ async def test_gateway_failures_are_retried_and_shown_as_statuses(
     assert deliveries[ids["refused"]].failure_reason == "gateway refused it (400)"
     attempts = {name: len(gateway.calls_to(i)) for name, i in ids.items()}
     assert attempts == {
-        "ok": 1, "busy": 2, "broken": 3, "slow": 2, "down": 3, "refused": 1
+        "ok": 1,
+        "busy": 2,
+        "broken": 3,
+        "slow": 2,
+        "down": 3,
+        "refused": 1,
     }
     assert {name: deliveries[i].attempts for name, i in ids.items()} == attempts
     busy = gateway.calls_to(ids["busy"])
@@ -123,5 +129,6 @@ async def test_a_retrying_delivery_shows_as_retrying_with_its_reason(
 
     assert (pb.DELIVERY_STATUS_RETRYING, "gateway answered 429") in seen
     assert seen[-1] == (
-        pb.DELIVERY_STATUS_FAILED, "gave up after 3 attempts: gateway answered 429"
+        pb.DELIVERY_STATUS_FAILED,
+        "gave up after 3 attempts: gateway answered 429",
     )

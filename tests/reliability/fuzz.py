@@ -76,6 +76,7 @@ class RequestFuzzer:
     def _fill_map(self, message: Message, field: FieldDescriptor) -> None:
         """String-keyed maps of strings (variables, texts by language)."""
         entry = field.message_type
+        assert entry is not None
         key, value = entry.fields_by_name["key"], entry.fields_by_name["value"]
         container = getattr(message, field.name)
         for _ in range(self._random.randrange(3)):

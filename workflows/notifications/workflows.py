@@ -63,7 +63,9 @@ class NotificationWorkflow:
             if page.done and page.remaining == 0:
                 break
             if page.done:
-                await workflow.sleep(_backoff(data.retry_pass, page.retry_after_seconds))
+                await workflow.sleep(
+                    _backoff(data.retry_pass, page.retry_after_seconds)
+                )
                 data = replace(data, after_seq=0, retry_pass=data.retry_pass + 1)
             pages += 1
             if pages >= PAGES_PER_RUN or workflow.info().is_continue_as_new_suggested():
@@ -77,7 +79,9 @@ class NotificationWorkflow:
         )
         if data.purpose == MESSAGE and data.fallback_after_seconds:
             await self._start_fallback(data)
-        return NotificationResult(data.notification_id, data.purpose, data.sent, data.failed)
+        return NotificationResult(
+            data.notification_id, data.purpose, data.sent, data.failed
+        )
 
     async def _dispatch(self, data: NotificationInput) -> DispatchResult:
         return await workflow.execute_activity_method(
@@ -116,7 +120,9 @@ class FallbackWorkflow:
             await self._follow_up(data.notification_id, GRID_WORKER_ALERT)
         return result
 
-    async def _follow_up(self, notification_id: str, purpose: int) -> NotificationResult:
+    async def _follow_up(
+        self, notification_id: str, purpose: int
+    ) -> NotificationResult:
         queued = await workflow.execute_activity_method(
             NotificationActivities.queue_fallback_deliveries,
             QueueFallbackInput(notification_id, purpose),
@@ -140,4 +146,4 @@ class FallbackWorkflow:
 
 def _backoff(retry_pass: int, retry_after: int) -> float:
     """Seconds to wait before the next pass: doubling, at least Retry-After."""
-    return max(float(retry_after), min(RETRY_FIRST * 2**retry_pass, RETRY_MAX))
+    return max(float(retry_after), min(RETRY_FIRST * 2.0**retry_pass, RETRY_MAX))
