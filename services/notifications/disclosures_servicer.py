@@ -28,10 +28,10 @@ from services.common.validation import Violations
 from services.notifications import config
 from services.notifications import disclosures_repository as repo
 from services.notifications.audience import AudienceResolver
-from services.notifications.servicer import (
-    _page_size,
-    _required_id,
-    _time_cursor,
+from services.notifications.shared import (
+    page_size,
+    required_id,
+    time_cursor,
     timestamp,
 )
 
@@ -131,7 +131,7 @@ class DisclosuresServicer(pb_grpc.DisclosuresServiceServicer):
         self, request: pb.GetDisclosureRequest, context: Context
     ) -> pb.GetDisclosureResponse:
         caller_of(context)
-        disclosure_id = _required_id("id", request.id)
+        disclosure_id = required_id("id", request.id)
         async with self._pool.acquire() as conn:
             row = await repo.get(conn, disclosure_id)
         if row is None:
@@ -146,11 +146,11 @@ class DisclosuresServicer(pb_grpc.DisclosuresServiceServicer):
         village_id = v.id("village_id", request.village_id)
         if request.category and request.category not in CATEGORIES:
             v.add("category", "is not a disclosure category")
-        limit = _page_size(v, request.page_size)
+        limit = page_size(v, request.page_size)
         v.raise_if_any()
         assert village_id is not None
         query = fingerprint("ListDisclosures", village_id, request.category)
-        after = _time_cursor(decode_token(request.page_token, query))
+        after = time_cursor(decode_token(request.page_token, query))
         async with self._pool.acquire() as conn:
             rows = await repo.list_for_village(
                 conn, village_id, request.category, after, limit + 1
@@ -168,7 +168,7 @@ class DisclosuresServicer(pb_grpc.DisclosuresServiceServicer):
         self, request: pb.ListDisclosureRevisionsRequest, context: Context
     ) -> pb.ListDisclosureRevisionsResponse:
         caller_of(context)
-        disclosure_id = _required_id("id", request.id)
+        disclosure_id = required_id("id", request.id)
         async with self._pool.acquire() as conn:
             rows = await repo.revisions(conn, disclosure_id)
         if not rows:

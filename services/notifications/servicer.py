@@ -14,7 +14,6 @@ from typing import Any
 import asyncpg
 from cloudark.notifications.v1 import notifications_pb2 as pb
 from cloudark.notifications.v1 import notifications_pb2_grpc as pb_grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -31,7 +30,6 @@ from services.common.errors import (
 from services.common.idempotency import run_once
 from services.common.identity import Caller, Role, caller_of
 from services.common.pagination import decode_token, encode_token, fingerprint
-from services.common.pagination import page_size as clamp_page_size
 from services.common.validation import Violations
 from services.notifications import config, templates
 from services.notifications import repository as repo
@@ -46,6 +44,14 @@ from services.notifications.audience import (
 )
 from services.notifications.dispatch import Dispatcher, message_text
 from services.notifications.quiet import QuietHours
+from services.notifications.shared import (
+    int_cursor,
+    page_size,
+    required_id,
+    time_cursor,
+    timestamp,
+    uuid_cursor,
+)
 from workflows.notifications.shared import NotificationInput, notification_workflow_id
 
 log = logging.getLogger(__name__)
@@ -162,7 +168,7 @@ class NotificationsServicer(pb_grpc.NotificationsServiceServicer):
         self, request: pb.GetNotificationRequest, context: Context
     ) -> pb.GetNotificationResponse:
         caller = caller_of(context)
-        notification_id = _required_id("id", request.id)
+        notification_id = required_id("id", request.id)
         async with self._pool.acquire() as conn:
             row = await _readable(conn, caller, notification_id, "id")
             counts = await repo.status_counts(conn, row.id)
@@ -178,13 +184,13 @@ class NotificationsServicer(pb_grpc.NotificationsServiceServicer):
             v.add("status", "is not a delivery status")
         if len(request.recipient_id) > config.ID_MAX:
             v.add("recipient_id", f"must be at most {config.ID_MAX} characters")
-        limit = _page_size(v, request.page_size)
+        limit = page_size(v, request.page_size)
         v.raise_if_any()
         assert notification_id is not None
         query = fingerprint(
             "ListDeliveries", notification_id, request.status, request.recipient_id
         )
-        after = _int_cursor(decode_token(request.page_token, query))
+        after = int_cursor(decode_token(request.page_token, query))
 
         async with self._pool.acquire() as conn:
             await _readable(conn, caller, notification_id, "notification_id")
@@ -208,12 +214,12 @@ class NotificationsServicer(pb_grpc.NotificationsServiceServicer):
         caller = caller_of(context)
         v = Violations()
         v.text("recipient_id", request.recipient_id, max_length=config.ID_MAX)
-        limit = _page_size(v, request.page_size)
+        limit = page_size(v, request.page_size)
         v.raise_if_any()
         if caller.role not in OVERSEERS and caller.subject != request.recipient_id:
             raise PermissionDenied("an inbox is read by its owner only")
         query = fingerprint("ListInbox", request.recipient_id, request.unread_only)
-        after = _time_cursor(decode_token(request.page_token, query))
+        after = time_cursor(decode_token(request.page_token, query))
 
         async with self._pool.acquire() as conn:
             rows = await repo.inbox(
@@ -297,7 +303,7 @@ class NotificationsServicer(pb_grpc.NotificationsServiceServicer):
         self, request: pb.GetTemplateRequest, context: Context
     ) -> pb.GetTemplateResponse:
         caller_of(context).require(*SENDERS)
-        template_id = _required_id("id", request.id)
+        template_id = required_id("id", request.id)
         async with self._pool.acquire() as conn:
             row = await repo.get_template(conn, template_id)
         if row is None:
@@ -309,10 +315,10 @@ class NotificationsServicer(pb_grpc.NotificationsServiceServicer):
     ) -> pb.ListTemplatesResponse:
         caller_of(context).require(*SENDERS)
         v = Violations()
-        limit = _page_size(v, request.page_size)
+        limit = page_size(v, request.page_size)
         v.raise_if_any()
         query = fingerprint("ListTemplates")
-        after = _uuid_cursor(decode_token(request.page_token, query))
+        after = uuid_cursor(decode_token(request.page_token, query))
         async with self._pool.acquire() as conn:
             rows = await repo.list_templates(conn, after, limit + 1)
         page, more = rows[:limit], len(rows) > limit
@@ -329,10 +335,10 @@ class NotificationsServicer(pb_grpc.NotificationsServiceServicer):
         notification_id = v.id(
             "notification_id", request.notification_id, required=False
         )
-        limit = _page_size(v, request.page_size)
+        limit = page_size(v, request.page_size)
         v.raise_if_any()
         query = fingerprint("ListOutboxMessages", notification_id)
-        after = _time_cursor(decode_token(request.page_token, query))
+        after = time_cursor(decode_token(request.page_token, query))
         async with self._pool.acquire() as conn:
             rows = await repo.list_outbox(conn, notification_id, after, limit + 1)
         page, more = rows[:limit], len(rows) > limit
@@ -783,63 +789,3 @@ def template_proto(row: repo.TemplateRow) -> pb.Template:
         bodies=row.bodies,
         variables=row.variables,
     )
-
-
-def timestamp(value: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
-# ---- small helpers ----
-
-
-def _required_id(field: str, value: str) -> uuid.UUID:
-    v = Violations()
-    parsed = v.id(field, value)
-    v.raise_if_any()
-    assert parsed is not None
-    return parsed
-
-
-def _page_size(v: Violations, requested: int) -> int:
-    if requested < 0:
-        v.add("page_size", "must not be negative")
-        return 1
-    return clamp_page_size(requested)
-
-
-def _bad_token() -> InvalidArgument:
-    return InvalidArgument.field(
-        "page_token", "is not a page token this service issued"
-    )
-
-
-def _int_cursor(cursor: list[Any] | None) -> int:
-    if cursor is None:
-        return 0
-    try:
-        (value,) = cursor
-        return int(value)
-    except (ValueError, TypeError):
-        raise _bad_token() from None
-
-
-def _uuid_cursor(cursor: list[Any] | None) -> uuid.UUID | None:
-    if cursor is None:
-        return None
-    try:
-        (value,) = cursor
-        return uuid.UUID(str(value))
-    except (ValueError, TypeError):
-        raise _bad_token() from None
-
-
-def _time_cursor(cursor: list[Any] | None) -> tuple[datetime, uuid.UUID] | None:
-    if cursor is None:
-        return None
-    try:
-        moment, raw_id = cursor
-        return datetime.fromisoformat(str(moment)), uuid.UUID(str(raw_id))
-    except (ValueError, TypeError):
-        raise _bad_token() from None
