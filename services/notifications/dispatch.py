@@ -29,6 +29,9 @@ from services.notifications.quiet import QuietHours
 
 log = logging.getLogger(__name__)
 
+RETRY_FIRST = 1.0
+RETRY_MAX = 300.0
+
 _STATUS = {
     Outcome.SENT: repo.SENT,
     Outcome.DELIVERED: repo.DELIVERED,
@@ -45,6 +48,7 @@ class PageResult:
     failed: int = 0
     retrying: int = 0
     remaining: int = 0
+    # When done and some remain: seconds until the next is due.
     retry_after: float = 0.0
     wait_until: datetime | None = None
 
@@ -82,13 +86,11 @@ class Dispatcher:
                 last_seq=rows[-1].seq if rows else after_seq, done=len(rows) < limit
             )
             await self._send(conn, notification, rows, result)
-        async with self._pool.acquire() as conn:
-            result.remaining = await conn.fetchval(
-                "SELECT count(*) FROM deliveries WHERE notification_id = $1"
-                " AND purpose = $2 AND status IN (1, 6)",
-                notification.id,
-                purpose,
-            )
+        if result.done:
+            async with self._pool.acquire() as conn:
+                result.remaining, result.retry_after = await repo.count_pending(
+                    conn, notification.id, purpose
+                )
         return result
 
     async def _hold(
@@ -113,28 +115,31 @@ class Dispatcher:
         self,
         conn: Connection,
         notification: repo.NotificationRow,
-        rows: list[repo.DeliveryRow],
+        rows: list[repo.PendingRow],
         result: PageResult,
     ) -> None:
-        by_channel: dict[int, list[repo.DeliveryRow]] = defaultdict(list)
+        by_channel: dict[int, list[repo.PendingRow]] = defaultdict(list)
         for row in rows:
             by_channel[row.channel].append(row)
         ids: list[uuid.UUID] = []
         statuses: list[int] = []
         reasons: list[str] = []
+        delays: list[float] = []
         for channel, group in by_channel.items():
             await self._limiter.take(channel, len(group))
             messages = [_message(notification, row) for row in group]
             outcomes = await self._providers[channel].send(conn, messages)
             attempts = {row.id: row.attempts for row in group}
             for outcome in outcomes:
-                status, reason = self._status(outcome, attempts[outcome.delivery_id])
+                tried = attempts[outcome.delivery_id]
+                status, reason = self._status(outcome, tried)
                 ids.append(outcome.delivery_id)
                 statuses.append(status)
                 reasons.append(reason)
-                _count(result, status, outcome)
+                delays.append(_delay(outcome, tried) if status == repo.RETRYING else 0)
+                _count(result, status)
         if ids:
-            await repo.record_outcomes(conn, ids, statuses, reasons)
+            await repo.record_outcomes(conn, ids, statuses, reasons, delays)
 
     def _status(self, outcome: SendResult, attempts_before: int) -> tuple[int, str]:
         status = _STATUS[outcome.outcome]
@@ -144,14 +149,20 @@ class Dispatcher:
         return status, outcome.reason
 
 
-def _count(result: PageResult, status: int, outcome: SendResult) -> None:
+def _count(result: PageResult, status: int) -> None:
     if status in (repo.SENT, repo.DELIVERED):
         result.sent += 1
     elif status == repo.FAILED:
         result.failed += 1
     else:
         result.retrying += 1
-        result.retry_after = max(result.retry_after, outcome.retry_after)
+
+
+def _delay(outcome: SendResult, attempts_before: int) -> float:
+    """Seconds before the next attempt: doubling from one, at most five
+    minutes, and never sooner than the provider's Retry-After."""
+    backoff = min(RETRY_FIRST * 2.0**attempts_before, RETRY_MAX)
+    return max(backoff, outcome.retry_after)
 
 
 def _quiet(notification: repo.NotificationRow) -> QuietHours | None:
@@ -161,12 +172,12 @@ def _quiet(notification: repo.NotificationRow) -> QuietHours | None:
 
 
 def _message(
-    notification: repo.NotificationRow, row: repo.DeliveryRow
+    notification: repo.NotificationRow, row: repo.PendingRow
 ) -> OutgoingMessage:
     title, body = message_text(notification, row)
     return OutgoingMessage(
         delivery_id=row.id,
-        notification_id=row.notification_id,
+        notification_id=notification.id,
         channel=row.channel,
         recipient_kind=row.recipient_kind,
         address=row.recipient_id,
@@ -176,7 +187,7 @@ def _message(
 
 
 def message_text(
-    notification: repo.NotificationRow, row: repo.DeliveryRow
+    notification: repo.NotificationRow, row: repo.DeliveryRow | repo.PendingRow
 ) -> tuple[str, str]:
     """The title and body a delivery carries, in its recipient's language."""
     title = row.title or notification.titles.get(row.language, "")

@@ -319,24 +319,57 @@ async def list_deliveries(
     return [DeliveryRow(**dict(r)) for r in rows]
 
 
+@dataclass(frozen=True, slots=True)
+class PendingRow:
+    """What sending a delivery needs, and no more: pages are thousands long."""
+
+    id: uuid.UUID
+    seq: int
+    channel: int
+    recipient_kind: int
+    recipient_id: str
+    language: str
+    title: str | None
+    body: str | None
+    attempts: int
+
+
 async def pending_page(
     conn: Connection,
     notification_id: uuid.UUID,
     purpose: int,
     after_seq: int,
     limit: int,
-) -> list[DeliveryRow]:
+) -> list[PendingRow]:
     """The next pending deliveries, locked; ones another sender holds are skipped."""
     rows = await conn.fetch(
-        f"SELECT {_DELIVERY} FROM deliveries WHERE notification_id = $1"
+        "SELECT id, seq, channel, recipient_kind, recipient_id, language, title,"
+        " body, attempts FROM deliveries WHERE notification_id = $1"
         " AND purpose = $2 AND seq > $3 AND status IN (1, 6)"
+        " AND (next_attempt_time IS NULL OR next_attempt_time <= now())"
         " ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED",
         notification_id,
         purpose,
         after_seq,
         limit,
     )
-    return [DeliveryRow(**dict(r)) for r in rows]
+    return [PendingRow(*r) for r in rows]
+
+
+async def count_pending(
+    conn: Connection, notification_id: uuid.UUID, purpose: int
+) -> tuple[int, float]:
+    """Deliveries still to send, and seconds until the next of them is due."""
+    row = await conn.fetchrow(
+        "SELECT count(*) AS n, coalesce(extract(epoch FROM"
+        " min(coalesce(next_attempt_time, now())) - now()), 0) AS due"
+        " FROM deliveries WHERE notification_id = $1"
+        " AND purpose = $2 AND status IN (1, 6)",
+        notification_id,
+        purpose,
+    )
+    assert row is not None
+    return int(row["n"]), max(float(row["due"]), 0.0)
 
 
 async def record_outcomes(
@@ -344,17 +377,22 @@ async def record_outcomes(
     ids: list[uuid.UUID],
     statuses: list[int],
     reasons: list[str],
+    delays: list[float],
 ) -> None:
-    """Sets each delivery's status and counts the attempt."""
+    """Sets each delivery's status, counts the attempt, and schedules the
+    next one delay seconds from now for those retrying."""
     await conn.execute(
         "UPDATE deliveries d SET status = u.status, failure_reason = u.reason,"
         " attempts = d.attempts + 1, update_time = now(),"
+        " next_attempt_time = now() + make_interval(secs => u.delay),"
         " sent_time = CASE WHEN u.status IN (2, 3) THEN now() ELSE d.sent_time END"
-        " FROM unnest($1::uuid[], $2::smallint[], $3::text[]) AS u(id, status, reason)"
+        " FROM unnest($1::uuid[], $2::smallint[], $3::text[], $4::float8[])"
+        " AS u(id, status, reason, delay)"
         " WHERE d.id = u.id",
         ids,
         statuses,
         reasons,
+        delays,
     )
 
 

@@ -6,6 +6,7 @@ A city-wide notification is some 270 pages: the workflow continues as new
 every PAGES_PER_RUN pages, so no history grows past a few hundred events.
 """
 
+import asyncio
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
@@ -31,9 +32,10 @@ with workflow.unsafe.imports_passed_through():
 # 0: the service's page size (CLOUDARK_NOTIFICATIONS_PAGE).
 PAGE = 0
 PAGES_PER_RUN = 50
-# Between passes over deliveries a provider refused for now.
-RETRY_FIRST = 1.0
-RETRY_MAX = 300.0
+# Pages sent side by side.
+LANES = 2
+# The shortest pause between passes over deliveries still retrying.
+RETRY_PAUSE = 0.5
 ACTIVITY_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
 
 
@@ -45,31 +47,48 @@ class NotificationResult:
     failed: int
 
 
+@dataclass
+class _Sweep:
+    """One pass over the pending deliveries by every lane."""
+
+    cursors: list[int]
+    pages: int = 0
+    sent: int = 0
+    failed: int = 0
+    # From the lane that finished last: what is still pending.
+    remaining: int = 0
+    retry_after: int = 0
+    wait_until: float = 0.0
+    out_of_pages: bool = False
+
+
 @workflow.defn
 class NotificationWorkflow:
-    """Sends every pending delivery of one purpose, each at most once."""
+    """Sends every pending delivery of one purpose, each at most once.
+
+    LANES activities page through the deliveries side by side: the service
+    locks each page (SKIP LOCKED) and pages only pending rows, so the lanes
+    leapfrog one another and never send a delivery twice.
+    """
 
     @workflow.run
     async def run(self, data: NotificationInput) -> NotificationResult:
-        pages = 0
         while True:
-            page = await self._dispatch(data)
-            if page.wait_until:
-                await self._wait_for_quiet_hours_to_end(page.wait_until)
-                continue
-            data.sent += page.sent
-            data.failed += page.failed
-            data.after_seq = page.last_seq
-            if page.done and page.remaining == 0:
-                break
-            if page.done:
-                await workflow.sleep(
-                    _backoff(data.retry_pass, page.retry_after_seconds)
-                )
-                data = replace(data, after_seq=0, retry_pass=data.retry_pass + 1)
-            pages += 1
-            if pages >= PAGES_PER_RUN or workflow.info().is_continue_as_new_suggested():
+            sweep = _Sweep(cursors=[data.after_seq] * LANES)
+            await asyncio.gather(*(self._lane(data, i, sweep) for i in range(LANES)))
+            data.sent += sweep.sent
+            data.failed += sweep.failed
+            data.after_seq = min(sweep.cursors)
+            if sweep.wait_until:
+                await self._wait_for_quiet_hours_to_end(sweep.wait_until)
+            elif sweep.out_of_pages:
                 workflow.continue_as_new(data)
+            elif sweep.remaining == 0:
+                break
+            else:
+                # The service says when the next retrying delivery is due.
+                await workflow.sleep(max(float(sweep.retry_after), RETRY_PAUSE))
+                data = replace(data, after_seq=0, retry_pass=data.retry_pass + 1)
         workflow.logger.info(
             "notification %s purpose %s: %s sent, %s failed",
             data.notification_id,
@@ -83,10 +102,33 @@ class NotificationWorkflow:
             data.notification_id, data.purpose, data.sent, data.failed
         )
 
-    async def _dispatch(self, data: NotificationInput) -> DispatchResult:
+    async def _lane(self, data: NotificationInput, lane: int, sweep: _Sweep) -> None:
+        """Pages until a short page, a quiet hour or the run's page budget."""
+        while not (sweep.wait_until or sweep.out_of_pages):
+            page = await self._dispatch(data, sweep.cursors[lane])
+            if page.wait_until:
+                sweep.wait_until = page.wait_until
+                return
+            sweep.sent += page.sent
+            sweep.failed += page.failed
+            sweep.cursors[lane] = page.last_seq
+            sweep.pages += 1
+            if (
+                sweep.pages >= PAGES_PER_RUN
+                or workflow.info().is_continue_as_new_suggested()
+            ):
+                sweep.out_of_pages = True
+            if page.done:
+                sweep.remaining = page.remaining
+                sweep.retry_after = page.retry_after_seconds
+                return
+
+    async def _dispatch(
+        self, data: NotificationInput, after_seq: int
+    ) -> DispatchResult:
         return await workflow.execute_activity_method(
             NotificationActivities.dispatch_deliveries,
-            DispatchInput(data.notification_id, data.purpose, data.after_seq, PAGE),
+            DispatchInput(data.notification_id, data.purpose, after_seq, PAGE),
             start_to_close_timeout=timedelta(minutes=3),
             # A worker that dies mid-page is noticed in seconds, not minutes.
             heartbeat_timeout=timedelta(seconds=10),
@@ -142,8 +184,3 @@ class FallbackWorkflow:
             NotificationInput(notification_id=notification_id, purpose=purpose),
             id=notification_workflow_id(notification_id, purpose),
         )
-
-
-def _backoff(retry_pass: int, retry_after: int) -> float:
-    """Seconds to wait before the next pass: doubling, at least Retry-After."""
-    return max(float(retry_after), min(RETRY_FIRST * 2.0**retry_pass, RETRY_MAX))

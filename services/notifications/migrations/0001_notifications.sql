@@ -60,6 +60,8 @@ CREATE TABLE deliveries (
     status             smallint    NOT NULL DEFAULT 1,
     failure_reason     text        NOT NULL DEFAULT '',
     attempts           integer     NOT NULL DEFAULT 0,
+    -- A retrying delivery waits until then (backoff, or the Retry-After asked).
+    next_attempt_time  timestamptz,
     sent_time          timestamptz,
     read_time          timestamptz,
     update_time        timestamptz NOT NULL DEFAULT now(),

@@ -1183,7 +1183,9 @@ class DispatchDeliveriesResponse(_message.Message):
     failed: _builtins.int
     retrying: _builtins.int
     retry_after_seconds: _builtins.int
-    """The longest Retry-After a provider asked for on this page, in seconds."""
+    """When done and deliveries remain: seconds until the next of them is due
+    to be tried again (backoff, or the Retry-After a provider asked for).
+    """
     remaining: _builtins.int
     """Deliveries of this purpose still queued or retrying, anywhere."""
     @_builtins.property
