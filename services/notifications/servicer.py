@@ -226,7 +226,10 @@ class NotificationsServicer(pb_grpc.NotificationsServiceServicer):
                 conn, request.recipient_id, request.unread_only, after, limit + 1
             )
             page, more = rows[:limit], len(rows) > limit
-            messages = [await _inbox_message(conn, r) for r in page]
+            notifications = await _notifications_of(conn, page)
+            messages = [
+                _inbox_message(notifications[r.notification_id], r) for r in page
+            ]
         token = ""
         if more and page[-1].sent_time is not None:
             token = encode_token(
@@ -709,9 +712,21 @@ async def _readable(
     return row
 
 
-async def _inbox_message(conn: Connection, row: repo.DeliveryRow) -> pb.InboxMessage:
-    notification = await repo.get_notification(conn, row.notification_id)
-    assert notification is not None
+async def _notifications_of(
+    conn: Connection, rows: list[repo.DeliveryRow]
+) -> dict[uuid.UUID, repo.NotificationRow]:
+    """The notifications of a page of deliveries, each read once."""
+    found = {}
+    for notification_id in {r.notification_id for r in rows}:
+        notification = await repo.get_notification(conn, notification_id)
+        assert notification is not None
+        found[notification_id] = notification
+    return found
+
+
+def _inbox_message(
+    notification: repo.NotificationRow, row: repo.DeliveryRow
+) -> pb.InboxMessage:
     title, body = message_text(notification, row)
     message = pb.InboxMessage(
         delivery_id=str(row.id),
