@@ -401,7 +401,7 @@ async def expire_pending(
 ) -> int:
     status: str = await conn.execute(
         "UPDATE deliveries SET status = 5, update_time = now(),"
-        " failure_reason = 'expired before quiet hours ended'"
+        " failure_reason = 'expired before it could be sent'"
         " WHERE notification_id = $1 AND purpose = $2 AND status IN (1, 6)",
         notification_id,
         purpose,
