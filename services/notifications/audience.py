@@ -7,6 +7,7 @@ micro-grids, channel preferences and languages are kept: no names or numbers.
 """
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,9 @@ class Recipient:
     # Preferred channels, best first; empty: no preference.
     channels: tuple[int, ...] = ()
     language: str = config.DEFAULT_LANGUAGE
+    # Named in the audience (not found through an area): a message meant
+    # for one person never goes to their micro-grid's group chat unasked.
+    named: bool = False
 
 
 @dataclass
@@ -131,7 +135,7 @@ class AudienceResolver:
             raise FailedPrecondition(
                 f"{field_path}: the resident is no longer active", subject=field_path
             )
-        return resident_recipient(reply.resident)
+        return dataclasses.replace(resident_recipient(reply.resident), named=True)
 
     async def _helper(self, helper_id: str, field_path: str) -> Recipient:
         reply = await _call(
@@ -147,7 +151,7 @@ class AudienceResolver:
             raise FailedPrecondition(
                 f"{field_path}: the helper is no longer active", subject=field_path
             )
-        return helper_recipient(reply.helper)
+        return dataclasses.replace(helper_recipient(reply.helper), named=True)
 
     async def _require_area(self, area_id: str, field_path: str) -> None:
         await _call(

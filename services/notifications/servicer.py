@@ -642,7 +642,7 @@ def plan_deliveries(
             )
 
     for person in resolved.recipients:
-        wanted = list(channels) or [person.channels[0] if person.channels else APP]
+        wanted = list(channels) or [_preferred(person)]
         for channel in wanted:
             if channel in (APP, TEXT):
                 add(person.kind, person.id, person, channel)
@@ -655,6 +655,15 @@ def plan_deliveries(
         for area_id in resolved.area_ids:
             add(pb.RECIPIENT_KIND_TV, area_id, None, TV)
     return list(planned.values())
+
+
+def _preferred(person: Recipient) -> int:
+    """A person's first preferred channel; the app without one. Named
+    people are reached personally, never through their group chat."""
+    choices = person.channels
+    if person.named:
+        choices = tuple(c for c in choices if c in (APP, TEXT))
+    return choices[0] if choices else APP
 
 
 def _notification_row(

@@ -203,9 +203,18 @@ class Audience(_message.Message):
     EXCLUDE_RESIDENT_IDS_FIELD_NUMBER: _builtins.int
     EXCLUDE_STAFF_IDS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def resident_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def resident_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Named residents are reached personally: on their first preferred app or
+        text channel, never through their micro-grid's group chat unless the
+        request names that channel.
+        """
+
     @_builtins.property
-    def staff_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def staff_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Helper ids of the StaffService (as RankHelpers returns them); the
+        helper's person_id owns the inbox.
+        """
+
     @_builtins.property
     def area_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
