@@ -133,7 +133,12 @@ class NotificationsServicer(pb_grpc.NotificationsServiceServicer):
         return response
 
     async def _start_sending(self, notification: pb.Notification) -> None:
-        """Starts the notification's workflow unless it runs or ran already."""
+        """Starts the notification's workflow unless it runs or ran already.
+
+        TODO(#5): a notification whose process died between its commit and
+        this start waits for the sender to repeat the request; a sweep at
+        start-up should find such notifications and start them.
+        """
         if self._temporal is None:
             raise Unavailable("no Temporal client: cannot start sending")
         try:
