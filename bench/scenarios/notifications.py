@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -56,7 +57,13 @@ async def run(ctx: BenchContext) -> list[Figure]:
     population = Population(
         residents=recipients, key_service_recipients=10, street_participations=10
     )
-    await load(residents.pool, Keyring.from_env({}), micro_grids, population)
+    await load(
+        residents.pool,
+        Keyring.from_env({}),
+        micro_grids,
+        population,
+        seed=random.randrange(2**31),
+    )
 
     notifications = await _notifications(ctx, grids, residents)
     collected = Collected("notifications")

@@ -4,7 +4,7 @@ can run them in one transaction (with the request_id claim, for example)."""
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.common.db import Connection
@@ -140,13 +140,35 @@ async def get_notification(
     row = await conn.fetchrow(
         f"SELECT {_NOTIFICATION} FROM notifications WHERE id = $1", notification_id
     )
-    if row is None:
-        return None
+    return _notification(row) if row else None
+
+
+def _notification(row: Any) -> NotificationRow:
     values = dict(row)
     for key in ("variables", "titles", "bodies"):
         values[key] = json.loads(values[key])
     values["channels"] = list(values["channels"])
     return NotificationRow(**values)
+
+
+async def unstarted_candidates(
+    conn: Connection, older_than: timedelta
+) -> list[NotificationRow]:
+    """Notifications older than that whose workflow was never seen started."""
+    rows = await conn.fetch(
+        f"SELECT {_NOTIFICATION} FROM notifications WHERE NOT workflow_started"
+        " AND create_time < now() - $1::interval ORDER BY create_time",
+        older_than,
+    )
+    return [_notification(r) for r in rows]
+
+
+async def mark_started(conn: Connection, notification_id: uuid.UUID) -> None:
+    await conn.execute(
+        "UPDATE notifications SET workflow_started = true"
+        " WHERE id = $1 AND NOT workflow_started",
+        notification_id,
+    )
 
 
 async def status_counts(conn: Connection, notification_id: uuid.UUID) -> dict[int, int]:

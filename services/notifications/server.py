@@ -5,6 +5,7 @@ three-affairs disclosures (DisclosuresService), on the notifications schema.
 It starts the notification workflows, so it is a front door.
 """
 
+import asyncio
 from collections.abc import Sequence
 
 import grpc
@@ -17,6 +18,9 @@ from services.notifications.disclosures_servicer import DisclosuresServicer
 from services.notifications.dispatch import Dispatcher
 from services.notifications.providers import RateLimiter, providers_from
 from services.notifications.servicer import NotificationsServicer
+
+# Keeps the start-up resume task referenced until it is done.
+_RESUMING: set[asyncio.Task[int]] = set()
 
 
 def register(server: grpc.aio.Server, context: ServiceContext) -> Sequence[str]:
@@ -39,6 +43,9 @@ def register(server: grpc.aio.Server, context: ServiceContext) -> Sequence[str]:
     notifications_pb2_grpc.add_NotificationsServiceServicer_to_server(
         notifications, server
     )
+    resuming = asyncio.get_running_loop().create_task(notifications.resume_sending())
+    _RESUMING.add(resuming)
+    resuming.add_done_callback(_RESUMING.discard)
     notifications_pb2_grpc.add_DisclosuresServiceServicer_to_server(
         DisclosuresServicer(pool, resolver), server
     )

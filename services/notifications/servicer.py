@@ -8,7 +8,7 @@ NotificationWorkflow's, started once the record is committed.
 import logging
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -64,6 +64,8 @@ URGENCIES = (pb.URGENCY_NORMAL, pb.URGENCY_URGENT)
 TAGS = frozenset(pb.AudienceTag.values()) - {pb.AUDIENCE_TAG_UNSPECIFIED}
 STATUSES = frozenset(pb.DeliveryStatus.values())
 FALLBACK_MAX_SECONDS = 7 * 24 * 3600
+# Younger notifications may still be between their commit and their start.
+RESUME_AFTER = timedelta(minutes=1)
 ALERT_TITLE = "请电话联系居民 / Please phone a resident"
 ALERT_BODY = (
     "通知 {notification} 未能通过应用或短信送达居民 {resident}，请电话联系。"
@@ -133,12 +135,7 @@ class NotificationsServicer(pb_grpc.NotificationsServiceServicer):
         return response
 
     async def _start_sending(self, notification: pb.Notification) -> None:
-        """Starts the notification's workflow unless it runs or ran already.
-
-        TODO(#5): a notification whose process died between its commit and
-        this start waits for the sender to repeat the request; a sweep at
-        start-up should find such notifications and start them.
-        """
+        """Starts the notification's workflow unless it runs or ran already."""
         if self._temporal is None:
             raise Unavailable("no Temporal client: cannot start sending")
         try:
@@ -158,7 +155,7 @@ class NotificationsServicer(pb_grpc.NotificationsServiceServicer):
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             )
         except WorkflowAlreadyStartedError:
-            return
+            pass
         except RPCError as error:
             log.warning(
                 "notification %s: workflow not started: %s", notification.id, error
@@ -166,6 +163,26 @@ class NotificationsServicer(pb_grpc.NotificationsServiceServicer):
             raise Unavailable(
                 "recorded, but sending could not start; retry with the same request_id"
             ) from None
+        async with self._pool.acquire() as conn:
+            await repo.mark_started(conn, uuid.UUID(notification.id))
+
+    async def resume_sending(self) -> int:
+        """Starts the workflows of notifications left without one: the process
+        died between recording one and starting its workflow. Returns how
+        many it started."""
+        try:
+            async with self._pool.acquire() as conn:
+                rows = await repo.unstarted_candidates(conn, RESUME_AFTER)
+            for row in rows:
+                await self._start_sending(notification_proto(row, {}))
+        except Exception:
+            log.exception(
+                "resuming notifications failed; they resume at the next start"
+            )
+            return 0
+        if rows:
+            log.info("started the workflows of %s notifications", len(rows))
+        return len(rows)
 
     # ---- reading ----
 

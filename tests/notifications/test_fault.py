@@ -9,6 +9,7 @@ size (2,000 by default; the issue's 10,000 works too, it only takes longer).
 
 import asyncio
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -88,7 +89,13 @@ async def test_killing_the_sender_mid_notification_loses_and_repeats_nothing(
     population = Population(
         residents=RECIPIENTS, key_service_recipients=10, street_participations=10
     )
-    await load(residents_service.pool, Keyring.from_env({}), micro_grids, population)
+    await load(
+        residents_service.pool,
+        Keyring.from_env({}),
+        micro_grids,
+        population,
+        seed=random.randrange(2**31),
+    )
     port = free_port()
     address = f"127.0.0.1:{port}"
     env = {

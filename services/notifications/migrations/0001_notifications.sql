@@ -29,10 +29,15 @@ CREATE TABLE notifications (
     quiet_end_minute        smallint,
     expire_time             timestamptz,
     recipients              integer     NOT NULL,
-    create_time             timestamptz NOT NULL DEFAULT now()
+    create_time             timestamptz NOT NULL DEFAULT now(),
+    -- Set once its workflow is known to exist; a notification left false
+    -- (its process died between commit and start) is started at start-up.
+    workflow_started        boolean     NOT NULL DEFAULT false
 );
 
 CREATE INDEX notifications_sender ON notifications (sender_id, create_time);
+CREATE INDEX notifications_unstarted ON notifications (create_time)
+    WHERE NOT workflow_started;
 
 -- One row per (notification, recipient, channel, purpose): the unique key
 -- is what makes a repeated send, a retried activity or a restarted process
