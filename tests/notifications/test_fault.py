@@ -9,7 +9,6 @@ size (2,000 by default; the issue's 10,000 works too, it only takes longer).
 
 import asyncio
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -94,7 +93,9 @@ async def test_killing_the_sender_mid_notification_loses_and_repeats_nothing(
         Keyring.from_env({}),
         micro_grids,
         population,
-        seed=random.randrange(2**31),
+        # Fixed, and apart from the other loads of the session: a seed
+        # gives the same ids and numbers every time.
+        seed=2022,
     )
     port = free_port()
     address = f"127.0.0.1:{port}"
