@@ -4,6 +4,7 @@
 from services.casework.server import DEFINITION as CASEWORK
 from services.common.server import ServiceDefinition
 from services.grids.server import DEFINITION as GRIDS
+from services.notifications.server import DEFINITION as NOTIFICATIONS
 from services.residents.server import DEFINITION as RESIDENTS
 
-DEFINITIONS: list[ServiceDefinition] = [GRIDS, RESIDENTS, CASEWORK]
+DEFINITIONS: list[ServiceDefinition] = [GRIDS, RESIDENTS, NOTIFICATIONS, CASEWORK]

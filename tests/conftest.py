@@ -26,6 +26,7 @@ from services.common.config import ROOT, Settings
 from services.common.identity import Caller, Role
 from services.common.server import RunningService, start_service
 from services.grids.server import DEFINITION as GRIDS
+from services.notifications.server import DEFINITION as NOTIFICATIONS
 from services.residents.server import DEFINITION as RESIDENTS
 from workflows import search_attributes
 from workflows.codec import data_converter
@@ -123,6 +124,44 @@ async def residents_channel(
     residents_service: RunningService,
 ) -> AsyncIterator[grpc.aio.Channel]:
     address = f"127.0.0.1:{residents_service.port}"
+    async with grpc.aio.insecure_channel(address) as channel:
+        yield channel
+
+
+@pytest.fixture(scope="session")
+async def notifications_service(
+    settings: Settings,
+    grids_service: RunningService,
+    residents_service: RunningService,
+    temporal_env: WorkflowEnvironment,
+) -> AsyncIterator[RunningService]:
+    """The notifications service, resolving audiences through the session's
+    residents and grids services; it records messages in its outbox."""
+    peers = {
+        "CLOUDARK_GRIDS_ADDRESS": f"127.0.0.1:{grids_service.port}",
+        "CLOUDARK_RESIDENTS_ADDRESS": f"127.0.0.1:{residents_service.port}",
+    }
+    saved = {key: os.environ.get(key) for key in peers}
+    os.environ.update(peers)
+    try:
+        service = await start_service(
+            NOTIFICATIONS, settings, port=0, temporal=temporal_env.client
+        )
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                del os.environ[key]
+            else:
+                os.environ[key] = value
+    yield service
+    await service.stop(grace=1)
+
+
+@pytest.fixture(scope="session")
+async def notifications_channel(
+    notifications_service: RunningService,
+) -> AsyncIterator[grpc.aio.Channel]:
+    address = f"127.0.0.1:{notifications_service.port}"
     async with grpc.aio.insecure_channel(address) as channel:
         yield channel
 

@@ -23,18 +23,31 @@ from workflows.casework.activities import CaseworkActivities
 from workflows.casework.workflows import CaseWorkflow
 from workflows.city.activities import CityActivities
 from workflows.city.workflows import LoadCityWorkflow
+from workflows.notifications.activities import NotificationActivities
+from workflows.notifications.workflows import FallbackWorkflow, NotificationWorkflow
 from workflows.rpc import channel_to
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS: Sequence[type] = [LoadCityWorkflow, CaseWorkflow]
+WORKFLOWS: Sequence[type] = [
+    LoadCityWorkflow,
+    NotificationWorkflow,
+    FallbackWorkflow,
+    CaseWorkflow,
+]
 # The services the activities call.
 CHANNELS = ("grids", "residents", "notifications")
 
 
 def activities(channels: dict[str, grpc.aio.Channel]) -> list[Any]:
     found: list[Any] = [CityActivities(channels["grids"]).create_subtree]
-    if set(CHANNELS) <= channels.keys():
+    if "notifications" in channels:
+        notifications = NotificationActivities(channels["notifications"])
+        found += [
+            notifications.dispatch_deliveries,
+            notifications.queue_fallback_deliveries,
+        ]
+    if {"grids", "residents", "notifications"} <= channels.keys():
         cases = CaseworkActivities(
             channels["grids"], channels["residents"], channels["notifications"]
         )

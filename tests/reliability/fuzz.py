@@ -49,7 +49,9 @@ class RequestFuzzer:
         for field in descriptor.fields:
             if self._random.random() < 0.25:
                 continue
-            if field.is_repeated:
+            if _is_map(field):
+                self._fill_map(message, field)
+            elif field.is_repeated:
                 for _ in range(self._random.randrange(3)):
                     self._append(message, field, depth)
             else:
@@ -70,6 +72,19 @@ class RequestFuzzer:
             container.add().CopyFrom(nested)
         elif field.type != FieldDescriptor.TYPE_MESSAGE:
             container.append(self._scalar(field))
+
+    def _fill_map(self, message: Message, field: FieldDescriptor) -> None:
+        """String-keyed maps of strings (variables, texts by language)."""
+        entry = field.message_type
+        assert entry is not None
+        key, value = entry.fields_by_name["key"], entry.fields_by_name["value"]
+        container = getattr(message, field.name)
+        for _ in range(self._random.randrange(3)):
+            name = self._random.choice(["zh", "en", "day", "x", *HOSTILE_STRINGS[:3]])
+            if value.type != FieldDescriptor.TYPE_MESSAGE:
+                container[name if key.type == key.TYPE_STRING else 0] = self._scalar(
+                    value
+                )
 
     def _nested(self, field: FieldDescriptor, depth: int) -> Message | None:
         """A generated sub-message; well-known types and deep nesting are skipped."""
@@ -104,6 +119,11 @@ class RequestFuzzer:
         if roll < 0.8:
             return self._random.choice(HOSTILE_STRINGS)
         return f"name {self._random.randrange(10_000)}"
+
+
+def _is_map(field: FieldDescriptor) -> bool:
+    kind = field.message_type
+    return kind is not None and kind.GetOptions().map_entry
 
 
 def service_descriptor(full_name: str) -> ServiceDescriptor:

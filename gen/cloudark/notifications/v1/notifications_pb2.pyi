@@ -101,6 +101,8 @@ class _DeliveryStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Delive
     DELIVERY_STATUS_DELIVERED: _DeliveryStatus.ValueType  # 3
     DELIVERY_STATUS_READ: _DeliveryStatus.ValueType  # 4
     DELIVERY_STATUS_FAILED: _DeliveryStatus.ValueType  # 5
+    DELIVERY_STATUS_RETRYING: _DeliveryStatus.ValueType  # 6
+    """A provider failed for now (timeout, 429, 5xx); it will be tried again."""
 
 class DeliveryStatus(_DeliveryStatus, metaclass=_DeliveryStatusEnumTypeWrapper): ...
 
@@ -110,7 +112,35 @@ DELIVERY_STATUS_SENT: DeliveryStatus.ValueType  # 2
 DELIVERY_STATUS_DELIVERED: DeliveryStatus.ValueType  # 3
 DELIVERY_STATUS_READ: DeliveryStatus.ValueType  # 4
 DELIVERY_STATUS_FAILED: DeliveryStatus.ValueType  # 5
+DELIVERY_STATUS_RETRYING: DeliveryStatus.ValueType  # 6
+"""A provider failed for now (timeout, 429, 5xx); it will be tried again."""
 Global___DeliveryStatus: _TypeAlias = DeliveryStatus  # noqa: Y015
+
+class _DeliveryPurpose:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DeliveryPurposeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DeliveryPurpose.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DELIVERY_PURPOSE_UNSPECIFIED: _DeliveryPurpose.ValueType  # 0
+    DELIVERY_PURPOSE_MESSAGE: _DeliveryPurpose.ValueType  # 1
+    """The notification itself."""
+    DELIVERY_PURPOSE_FALLBACK_TEXT: _DeliveryPurpose.ValueType  # 2
+    """A text message because the in-app message stayed unread (Fallback)."""
+    DELIVERY_PURPOSE_GRID_WORKER_ALERT: _DeliveryPurpose.ValueType  # 3
+    """A grid worker asked to phone a resident the fallback did not reach."""
+
+class DeliveryPurpose(_DeliveryPurpose, metaclass=_DeliveryPurposeEnumTypeWrapper):
+    """Why a delivery exists."""
+
+DELIVERY_PURPOSE_UNSPECIFIED: DeliveryPurpose.ValueType  # 0
+DELIVERY_PURPOSE_MESSAGE: DeliveryPurpose.ValueType  # 1
+"""The notification itself."""
+DELIVERY_PURPOSE_FALLBACK_TEXT: DeliveryPurpose.ValueType  # 2
+"""A text message because the in-app message stayed unread (Fallback)."""
+DELIVERY_PURPOSE_GRID_WORKER_ALERT: DeliveryPurpose.ValueType  # 3
+"""A grid worker asked to phone a resident the fallback did not reach."""
+Global___DeliveryPurpose: _TypeAlias = DeliveryPurpose  # noqa: Y015
 
 class _RecipientKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -137,6 +167,26 @@ RECIPIENT_KIND_TV: RecipientKind.ValueType  # 4
 """An area's TV display."""
 Global___RecipientKind: _TypeAlias = RecipientKind  # noqa: Y015
 
+class _DisclosureCategory:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DisclosureCategoryEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DisclosureCategory.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DISCLOSURE_CATEGORY_UNSPECIFIED: _DisclosureCategory.ValueType  # 0
+    DISCLOSURE_CATEGORY_PARTY: _DisclosureCategory.ValueType  # 1
+    DISCLOSURE_CATEGORY_VILLAGE: _DisclosureCategory.ValueType  # 2
+    DISCLOSURE_CATEGORY_FINANCE: _DisclosureCategory.ValueType  # 3
+
+class DisclosureCategory(_DisclosureCategory, metaclass=_DisclosureCategoryEnumTypeWrapper):
+    """---- Three-affairs disclosures ----"""
+
+DISCLOSURE_CATEGORY_UNSPECIFIED: DisclosureCategory.ValueType  # 0
+DISCLOSURE_CATEGORY_PARTY: DisclosureCategory.ValueType  # 1
+DISCLOSURE_CATEGORY_VILLAGE: DisclosureCategory.ValueType  # 2
+DISCLOSURE_CATEGORY_FINANCE: DisclosureCategory.ValueType  # 3
+Global___DisclosureCategory: _TypeAlias = DisclosureCategory  # noqa: Y015
+
 @_typing.final
 class Audience(_message.Message):
     """Who a notification is for: the union of named people and areas (narrowed
@@ -153,9 +203,18 @@ class Audience(_message.Message):
     EXCLUDE_RESIDENT_IDS_FIELD_NUMBER: _builtins.int
     EXCLUDE_STAFF_IDS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def resident_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def resident_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Named residents are reached personally: on their first preferred app or
+        text channel, never through their micro-grid's group chat unless the
+        request names that channel.
+        """
+
     @_builtins.property
-    def staff_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def staff_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Helper ids of the StaffService (as RankHelpers returns them); the
+        helper's person_id owns the inbox.
+        """
+
     @_builtins.property
     def area_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -183,6 +242,33 @@ class Audience(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Audience: _TypeAlias = Audience  # noqa: Y015
+
+@_typing.final
+class QuietHours(_message.Message):
+    """Hours, in China Standard Time, when non-urgent messages wait. The window
+    may cross midnight (22:00 to 07:00 is start_minute 1320, end_minute 420).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_MINUTE_FIELD_NUMBER: _builtins.int
+    END_MINUTE_FIELD_NUMBER: _builtins.int
+    start_minute: _builtins.int
+    """Minutes after midnight, 0 to 1439; start and end must differ."""
+    end_minute: _builtins.int
+    def __init__(
+        self,
+        *,
+        start_minute: _builtins.int = ...,
+        end_minute: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_minute", b"end_minute", "start_minute", b"start_minute"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QuietHours: _TypeAlias = QuietHours  # noqa: Y015
 
 @_typing.final
 class Fallback(_message.Message):
@@ -270,6 +356,8 @@ class Notification(_message.Message):
     RECIPIENTS_FIELD_NUMBER: _builtins.int
     STATUS_COUNTS_FIELD_NUMBER: _builtins.int
     REFERENCE_FIELD_NUMBER: _builtins.int
+    QUIET_HOURS_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     template_id: _builtins.str
     """Either a template and its variables, or a literal title and body."""
@@ -295,6 +383,12 @@ class Notification(_message.Message):
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def status_counts(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]: ...
+    @_builtins.property
+    def quiet_hours(self) -> Global___QuietHours: ...
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """Non-urgent messages not sent by then are given up; unset: no limit."""
+
     def __init__(
         self,
         *,
@@ -312,10 +406,12 @@ class Notification(_message.Message):
         recipients: _builtins.int = ...,
         status_counts: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         reference: _builtins.str = ...,
+        quiet_hours: Global___QuietHours | None = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "create_time", b"create_time", "fallback", b"fallback"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "create_time", b"create_time", "expire_time", b"expire_time", "fallback", b"fallback", "quiet_hours", b"quiet_hours"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "body", b"body", "channels", b"channels", "create_time", b"create_time", "fallback", b"fallback", "id", b"id", "recipients", b"recipients", "reference", b"reference", "sender_id", b"sender_id", "status_counts", b"status_counts", "template_id", b"template_id", "title", b"title", "urgency", b"urgency", "variables", b"variables"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "body", b"body", "channels", b"channels", "create_time", b"create_time", "expire_time", b"expire_time", "fallback", b"fallback", "id", b"id", "quiet_hours", b"quiet_hours", "recipients", b"recipients", "reference", b"reference", "sender_id", b"sender_id", "status_counts", b"status_counts", "template_id", b"template_id", "title", b"title", "urgency", b"urgency", "variables", b"variables"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -335,6 +431,8 @@ class Delivery(_message.Message):
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     READ_TIME_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    ABOUT_RESIDENT_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     notification_id: _builtins.str
     recipient_kind: Global___RecipientKind.ValueType
@@ -344,6 +442,9 @@ class Delivery(_message.Message):
     failure_reason: _builtins.str
     """Why it failed or was given up, when it did."""
     attempts: _builtins.int
+    purpose: Global___DeliveryPurpose.ValueType
+    about_resident_id: _builtins.str
+    """Grid worker alerts: the resident to phone."""
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -361,10 +462,12 @@ class Delivery(_message.Message):
         attempts: _builtins.int = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         read_time: _timestamp_pb2.Timestamp | None = ...,
+        purpose: Global___DeliveryPurpose.ValueType = ...,
+        about_resident_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["read_time", b"read_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "channel", b"channel", "failure_reason", b"failure_reason", "id", b"id", "notification_id", b"notification_id", "read_time", b"read_time", "recipient_id", b"recipient_id", "recipient_kind", b"recipient_kind", "status", b"status", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["about_resident_id", b"about_resident_id", "attempts", b"attempts", "channel", b"channel", "failure_reason", b"failure_reason", "id", b"id", "notification_id", b"notification_id", "purpose", b"purpose", "read_time", b"read_time", "recipient_id", b"recipient_id", "recipient_kind", b"recipient_kind", "status", b"status", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -442,6 +545,8 @@ class SendNotificationRequest(_message.Message):
     FALLBACK_FIELD_NUMBER: _builtins.int
     REFERENCE_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    QUIET_HOURS_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     template_id: _builtins.str
     title: _builtins.str
     body: _builtins.str
@@ -456,6 +561,14 @@ class SendNotificationRequest(_message.Message):
     def channels(self) -> _containers.RepeatedScalarFieldContainer[Global___Channel.ValueType]: ...
     @_builtins.property
     def fallback(self) -> Global___Fallback: ...
+    @_builtins.property
+    def quiet_hours(self) -> Global___QuietHours:
+        """When set, non-urgent messages wait while it is quiet; unset: never quiet."""
+
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """Non-urgent messages not sent by then are given up; unset: no limit."""
+
     def __init__(
         self,
         *,
@@ -469,10 +582,12 @@ class SendNotificationRequest(_message.Message):
         fallback: Global___Fallback | None = ...,
         reference: _builtins.str = ...,
         request_id: _builtins.str = ...,
+        quiet_hours: Global___QuietHours | None = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "fallback", b"fallback"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "expire_time", b"expire_time", "fallback", b"fallback", "quiet_hours", b"quiet_hours"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "body", b"body", "channels", b"channels", "fallback", b"fallback", "reference", b"reference", "request_id", b"request_id", "template_id", b"template_id", "title", b"title", "urgency", b"urgency", "variables", b"variables"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "body", b"body", "channels", b"channels", "expire_time", b"expire_time", "fallback", b"fallback", "quiet_hours", b"quiet_hours", "reference", b"reference", "request_id", b"request_id", "template_id", b"template_id", "title", b"title", "urgency", b"urgency", "variables", b"variables"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -545,11 +660,16 @@ class ListDeliveriesRequest(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    RECIPIENT_ID_FIELD_NUMBER: _builtins.int
     notification_id: _builtins.str
     status: Global___DeliveryStatus.ValueType
     """Only deliveries in this status; unspecified lists all."""
     page_size: _builtins.int
     page_token: _builtins.str
+    recipient_id: _builtins.str
+    """Only deliveries to this recipient (a resident, helper, micro-grid or
+    area id), when set.
+    """
     def __init__(
         self,
         *,
@@ -557,10 +677,11 @@ class ListDeliveriesRequest(_message.Message):
         status: Global___DeliveryStatus.ValueType = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        recipient_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["notification_id", b"notification_id", "page_size", b"page_size", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["notification_id", b"notification_id", "page_size", b"page_size", "page_token", b"page_token", "recipient_id", b"recipient_id", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1021,3 +1142,501 @@ class ListOutboxMessagesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListOutboxMessagesResponse: _TypeAlias = ListOutboxMessagesResponse  # noqa: Y015
+
+@_typing.final
+class DispatchDeliveriesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTIFICATION_ID_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    AFTER_SEQ_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    notification_id: _builtins.str
+    purpose: Global___DeliveryPurpose.ValueType
+    after_seq: _builtins.int
+    """Deliveries after this position in the notification; 0 from the start."""
+    limit: _builtins.int
+    """Deliveries per page; 0 means 1000, at most 5000."""
+    def __init__(
+        self,
+        *,
+        notification_id: _builtins.str = ...,
+        purpose: Global___DeliveryPurpose.ValueType = ...,
+        after_seq: _builtins.int = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_seq", b"after_seq", "limit", b"limit", "notification_id", b"notification_id", "purpose", b"purpose"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DispatchDeliveriesRequest: _TypeAlias = DispatchDeliveriesRequest  # noqa: Y015
+
+@_typing.final
+class DispatchDeliveriesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LAST_SEQ_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    SENT_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    RETRYING_FIELD_NUMBER: _builtins.int
+    WAIT_UNTIL_FIELD_NUMBER: _builtins.int
+    RETRY_AFTER_SECONDS_FIELD_NUMBER: _builtins.int
+    REMAINING_FIELD_NUMBER: _builtins.int
+    last_seq: _builtins.int
+    """The position to continue after; done when no delivery lies beyond it."""
+    done: _builtins.bool
+    sent: _builtins.int
+    failed: _builtins.int
+    retrying: _builtins.int
+    retry_after_seconds: _builtins.int
+    """When done and deliveries remain: seconds until the next of them is due
+    to be tried again (backoff, or the Retry-After a provider asked for).
+    """
+    remaining: _builtins.int
+    """Deliveries of this purpose still queued or retrying, anywhere."""
+    @_builtins.property
+    def wait_until(self) -> _timestamp_pb2.Timestamp:
+        """Quiet hours: nothing was sent; ask again at this time."""
+
+    def __init__(
+        self,
+        *,
+        last_seq: _builtins.int = ...,
+        done: _builtins.bool = ...,
+        sent: _builtins.int = ...,
+        failed: _builtins.int = ...,
+        retrying: _builtins.int = ...,
+        wait_until: _timestamp_pb2.Timestamp | None = ...,
+        retry_after_seconds: _builtins.int = ...,
+        remaining: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["wait_until", b"wait_until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["done", b"done", "failed", b"failed", "last_seq", b"last_seq", "remaining", b"remaining", "retry_after_seconds", b"retry_after_seconds", "retrying", b"retrying", "sent", b"sent", "wait_until", b"wait_until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DispatchDeliveriesResponse: _TypeAlias = DispatchDeliveriesResponse  # noqa: Y015
+
+@_typing.final
+class QueueFallbackDeliveriesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTIFICATION_ID_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    notification_id: _builtins.str
+    purpose: Global___DeliveryPurpose.ValueType
+    """FALLBACK_TEXT or GRID_WORKER_ALERT."""
+    def __init__(
+        self,
+        *,
+        notification_id: _builtins.str = ...,
+        purpose: Global___DeliveryPurpose.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["notification_id", b"notification_id", "purpose", b"purpose"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QueueFallbackDeliveriesRequest: _TypeAlias = QueueFallbackDeliveriesRequest  # noqa: Y015
+
+@_typing.final
+class QueueFallbackDeliveriesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUEUED_FIELD_NUMBER: _builtins.int
+    queued: _builtins.int
+    """Deliveries of that purpose the notification now has, new or not."""
+    def __init__(
+        self,
+        *,
+        queued: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["queued", b"queued"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QueueFallbackDeliveriesResponse: _TypeAlias = QueueFallbackDeliveriesResponse  # noqa: Y015
+
+@_typing.final
+class Attachment(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    URI_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    uri: _builtins.str
+    """Where the file is kept (an object store URI); never the file itself."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        uri: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "uri", b"uri"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Attachment: _TypeAlias = Attachment  # noqa: Y015
+
+@_typing.final
+class Disclosure(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    VILLAGE_ID_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    ATTACHMENTS_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    PUBLISHER_ID_FIELD_NUMBER: _builtins.int
+    PUBLISH_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    village_id: _builtins.str
+    category: Global___DisclosureCategory.ValueType
+    title: _builtins.str
+    body: _builtins.str
+    period: _builtins.str
+    """The period the item covers, e.g. "2022-Q4" or "2022-12"."""
+    revision: _builtins.int
+    """1 when published; each correction adds one."""
+    publisher_id: _builtins.str
+    @_builtins.property
+    def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attachment]: ...
+    @_builtins.property
+    def publish_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        village_id: _builtins.str = ...,
+        category: Global___DisclosureCategory.ValueType = ...,
+        title: _builtins.str = ...,
+        body: _builtins.str = ...,
+        attachments: _abc.Iterable[Global___Attachment] | None = ...,
+        period: _builtins.str = ...,
+        revision: _builtins.int = ...,
+        publisher_id: _builtins.str = ...,
+        publish_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["publish_time", b"publish_time", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "body", b"body", "category", b"category", "id", b"id", "period", b"period", "publish_time", b"publish_time", "publisher_id", b"publisher_id", "revision", b"revision", "title", b"title", "update_time", b"update_time", "village_id", b"village_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Disclosure: _TypeAlias = Disclosure  # noqa: Y015
+
+@_typing.final
+class DisclosureRevision(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVISION_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    ATTACHMENTS_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    EDITOR_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    revision: _builtins.int
+    category: Global___DisclosureCategory.ValueType
+    title: _builtins.str
+    body: _builtins.str
+    period: _builtins.str
+    editor_id: _builtins.str
+    reason: _builtins.str
+    """Empty for the first revision; why it was corrected for the others."""
+    @_builtins.property
+    def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attachment]: ...
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        revision: _builtins.int = ...,
+        category: Global___DisclosureCategory.ValueType = ...,
+        title: _builtins.str = ...,
+        body: _builtins.str = ...,
+        attachments: _abc.Iterable[Global___Attachment] | None = ...,
+        period: _builtins.str = ...,
+        editor_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "body", b"body", "category", b"category", "create_time", b"create_time", "editor_id", b"editor_id", "period", b"period", "reason", b"reason", "revision", b"revision", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisclosureRevision: _TypeAlias = DisclosureRevision  # noqa: Y015
+
+@_typing.final
+class PublishDisclosureRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VILLAGE_ID_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    ATTACHMENTS_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    village_id: _builtins.str
+    category: Global___DisclosureCategory.ValueType
+    title: _builtins.str
+    body: _builtins.str
+    period: _builtins.str
+    request_id: _builtins.str
+    @_builtins.property
+    def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attachment]: ...
+    def __init__(
+        self,
+        *,
+        village_id: _builtins.str = ...,
+        category: Global___DisclosureCategory.ValueType = ...,
+        title: _builtins.str = ...,
+        body: _builtins.str = ...,
+        attachments: _abc.Iterable[Global___Attachment] | None = ...,
+        period: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "body", b"body", "category", b"category", "period", b"period", "request_id", b"request_id", "title", b"title", "village_id", b"village_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishDisclosureRequest: _TypeAlias = PublishDisclosureRequest  # noqa: Y015
+
+@_typing.final
+class PublishDisclosureResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISCLOSURE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def disclosure(self) -> Global___Disclosure: ...
+    def __init__(
+        self,
+        *,
+        disclosure: Global___Disclosure | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["disclosure", b"disclosure"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["disclosure", b"disclosure"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishDisclosureResponse: _TypeAlias = PublishDisclosureResponse  # noqa: Y015
+
+@_typing.final
+class CorrectDisclosureRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    ATTACHMENTS_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    revision: _builtins.int
+    """The revision being corrected; a stale one is ABORTED."""
+    category: Global___DisclosureCategory.ValueType
+    title: _builtins.str
+    body: _builtins.str
+    period: _builtins.str
+    reason: _builtins.str
+    """Required: what was wrong."""
+    request_id: _builtins.str
+    @_builtins.property
+    def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attachment]: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        revision: _builtins.int = ...,
+        category: Global___DisclosureCategory.ValueType = ...,
+        title: _builtins.str = ...,
+        body: _builtins.str = ...,
+        attachments: _abc.Iterable[Global___Attachment] | None = ...,
+        period: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "body", b"body", "category", b"category", "id", b"id", "period", b"period", "reason", b"reason", "request_id", b"request_id", "revision", b"revision", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CorrectDisclosureRequest: _TypeAlias = CorrectDisclosureRequest  # noqa: Y015
+
+@_typing.final
+class CorrectDisclosureResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISCLOSURE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def disclosure(self) -> Global___Disclosure: ...
+    def __init__(
+        self,
+        *,
+        disclosure: Global___Disclosure | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["disclosure", b"disclosure"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["disclosure", b"disclosure"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CorrectDisclosureResponse: _TypeAlias = CorrectDisclosureResponse  # noqa: Y015
+
+@_typing.final
+class GetDisclosureRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDisclosureRequest: _TypeAlias = GetDisclosureRequest  # noqa: Y015
+
+@_typing.final
+class GetDisclosureResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISCLOSURE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def disclosure(self) -> Global___Disclosure: ...
+    def __init__(
+        self,
+        *,
+        disclosure: Global___Disclosure | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["disclosure", b"disclosure"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["disclosure", b"disclosure"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDisclosureResponse: _TypeAlias = GetDisclosureResponse  # noqa: Y015
+
+@_typing.final
+class ListDisclosuresRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VILLAGE_ID_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    village_id: _builtins.str
+    category: Global___DisclosureCategory.ValueType
+    """Unspecified lists every category."""
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        village_id: _builtins.str = ...,
+        category: Global___DisclosureCategory.ValueType = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "page_size", b"page_size", "page_token", b"page_token", "village_id", b"village_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDisclosuresRequest: _TypeAlias = ListDisclosuresRequest  # noqa: Y015
+
+@_typing.final
+class ListDisclosuresResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISCLOSURES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def disclosures(self) -> _containers.RepeatedCompositeFieldContainer[Global___Disclosure]: ...
+    def __init__(
+        self,
+        *,
+        disclosures: _abc.Iterable[Global___Disclosure] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["disclosures", b"disclosures", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDisclosuresResponse: _TypeAlias = ListDisclosuresResponse  # noqa: Y015
+
+@_typing.final
+class ListDisclosureRevisionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDisclosureRevisionsRequest: _TypeAlias = ListDisclosureRevisionsRequest  # noqa: Y015
+
+@_typing.final
+class ListDisclosureRevisionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVISIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def revisions(self) -> _containers.RepeatedCompositeFieldContainer[Global___DisclosureRevision]: ...
+    def __init__(
+        self,
+        *,
+        revisions: _abc.Iterable[Global___DisclosureRevision] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revisions", b"revisions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDisclosureRevisionsResponse: _TypeAlias = ListDisclosureRevisionsResponse  # noqa: Y015

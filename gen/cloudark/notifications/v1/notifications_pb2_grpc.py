@@ -81,6 +81,16 @@ class NotificationsServiceStub:
                 request_serializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.ListOutboxMessagesRequest.SerializeToString,
                 response_deserializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.ListOutboxMessagesResponse.FromString,
                 _registered_method=True)
+        self.DispatchDeliveries = channel.unary_unary(
+                '/cloudark.notifications.v1.NotificationsService/DispatchDeliveries',
+                request_serializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.DispatchDeliveriesRequest.SerializeToString,
+                response_deserializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.DispatchDeliveriesResponse.FromString,
+                _registered_method=True)
+        self.QueueFallbackDeliveries = channel.unary_unary(
+                '/cloudark.notifications.v1.NotificationsService/QueueFallbackDeliveries',
+                request_serializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.QueueFallbackDeliveriesRequest.SerializeToString,
+                response_deserializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.QueueFallbackDeliveriesResponse.FromString,
+                _registered_method=True)
 
 
 class NotificationsServiceServicer:
@@ -150,6 +160,24 @@ class NotificationsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DispatchDeliveries(self, request, context):
+        """For the notification workflow (system role only): sends the next page of
+        queued or retrying deliveries of one purpose through the providers.
+        Repeating a page sends nothing twice: each delivery is sent at most once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QueueFallbackDeliveries(self, request, context):
+        """For the fallback workflow (system role only): queues the fallback text
+        messages of unread in-app deliveries, or the grid worker alerts of
+        failed fallback texts. Repeating it queues nothing twice.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NotificationsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -197,6 +225,16 @@ def add_NotificationsServiceServicer_to_server(servicer, server):
                     servicer.ListOutboxMessages,
                     request_deserializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.ListOutboxMessagesRequest.FromString,
                     response_serializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.ListOutboxMessagesResponse.SerializeToString,
+            ),
+            'DispatchDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.DispatchDeliveries,
+                    request_deserializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.DispatchDeliveriesRequest.FromString,
+                    response_serializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.DispatchDeliveriesResponse.SerializeToString,
+            ),
+            'QueueFallbackDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueueFallbackDeliveries,
+                    request_deserializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.QueueFallbackDeliveriesRequest.FromString,
+                    response_serializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.QueueFallbackDeliveriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -444,6 +482,321 @@ class NotificationsService:
             '/cloudark.notifications.v1.NotificationsService/ListOutboxMessages',
             cloudark_dot_notifications_dot_v1_dot_notifications__pb2.ListOutboxMessagesRequest.SerializeToString,
             cloudark_dot_notifications_dot_v1_dot_notifications__pb2.ListOutboxMessagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DispatchDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cloudark.notifications.v1.NotificationsService/DispatchDeliveries',
+            cloudark_dot_notifications_dot_v1_dot_notifications__pb2.DispatchDeliveriesRequest.SerializeToString,
+            cloudark_dot_notifications_dot_v1_dot_notifications__pb2.DispatchDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueueFallbackDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cloudark.notifications.v1.NotificationsService/QueueFallbackDeliveries',
+            cloudark_dot_notifications_dot_v1_dot_notifications__pb2.QueueFallbackDeliveriesRequest.SerializeToString,
+            cloudark_dot_notifications_dot_v1_dot_notifications__pb2.QueueFallbackDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class DisclosuresServiceStub:
+    """DisclosuresService keeps the three-affairs items (party, village and
+    finance affairs) a village's cadres publish for its residents. An item is
+    corrected with a reason, never edited silently or deleted: every revision
+    stays readable.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.PublishDisclosure = channel.unary_unary(
+                '/cloudark.notifications.v1.DisclosuresService/PublishDisclosure',
+                request_serializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.PublishDisclosureRequest.SerializeToString,
+                response_deserializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.PublishDisclosureResponse.FromString,
+                _registered_method=True)
+        self.CorrectDisclosure = channel.unary_unary(
+                '/cloudark.notifications.v1.DisclosuresService/CorrectDisclosure',
+                request_serializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.CorrectDisclosureRequest.SerializeToString,
+                response_deserializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.CorrectDisclosureResponse.FromString,
+                _registered_method=True)
+        self.GetDisclosure = channel.unary_unary(
+                '/cloudark.notifications.v1.DisclosuresService/GetDisclosure',
+                request_serializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.GetDisclosureRequest.SerializeToString,
+                response_deserializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.GetDisclosureResponse.FromString,
+                _registered_method=True)
+        self.ListDisclosures = channel.unary_unary(
+                '/cloudark.notifications.v1.DisclosuresService/ListDisclosures',
+                request_serializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.ListDisclosuresRequest.SerializeToString,
+                response_deserializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.ListDisclosuresResponse.FromString,
+                _registered_method=True)
+        self.ListDisclosureRevisions = channel.unary_unary(
+                '/cloudark.notifications.v1.DisclosuresService/ListDisclosureRevisions',
+                request_serializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.ListDisclosureRevisionsRequest.SerializeToString,
+                response_deserializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.ListDisclosureRevisionsResponse.FromString,
+                _registered_method=True)
+
+
+class DisclosuresServiceServicer:
+    """DisclosuresService keeps the three-affairs items (party, village and
+    finance affairs) a village's cadres publish for its residents. An item is
+    corrected with a reason, never edited silently or deleted: every revision
+    stays readable.
+    """
+
+    def PublishDisclosure(self, request, context):
+        """Publishes an item in a village; cadres of that village and operators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CorrectDisclosure(self, request, context):
+        """Replaces the item's content with a new revision; the old one is kept.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDisclosure(self, request, context):
+        """The item as it reads now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDisclosures(self, request, context):
+        """A village's items, newest first, optionally of one category.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDisclosureRevisions(self, request, context):
+        """Every revision of an item, the first first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_DisclosuresServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'PublishDisclosure': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishDisclosure,
+                    request_deserializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.PublishDisclosureRequest.FromString,
+                    response_serializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.PublishDisclosureResponse.SerializeToString,
+            ),
+            'CorrectDisclosure': grpc.unary_unary_rpc_method_handler(
+                    servicer.CorrectDisclosure,
+                    request_deserializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.CorrectDisclosureRequest.FromString,
+                    response_serializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.CorrectDisclosureResponse.SerializeToString,
+            ),
+            'GetDisclosure': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDisclosure,
+                    request_deserializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.GetDisclosureRequest.FromString,
+                    response_serializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.GetDisclosureResponse.SerializeToString,
+            ),
+            'ListDisclosures': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDisclosures,
+                    request_deserializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.ListDisclosuresRequest.FromString,
+                    response_serializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.ListDisclosuresResponse.SerializeToString,
+            ),
+            'ListDisclosureRevisions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDisclosureRevisions,
+                    request_deserializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.ListDisclosureRevisionsRequest.FromString,
+                    response_serializer=cloudark_dot_notifications_dot_v1_dot_notifications__pb2.ListDisclosureRevisionsResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'cloudark.notifications.v1.DisclosuresService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('cloudark.notifications.v1.DisclosuresService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class DisclosuresService:
+    """DisclosuresService keeps the three-affairs items (party, village and
+    finance affairs) a village's cadres publish for its residents. An item is
+    corrected with a reason, never edited silently or deleted: every revision
+    stays readable.
+    """
+
+    @staticmethod
+    def PublishDisclosure(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cloudark.notifications.v1.DisclosuresService/PublishDisclosure',
+            cloudark_dot_notifications_dot_v1_dot_notifications__pb2.PublishDisclosureRequest.SerializeToString,
+            cloudark_dot_notifications_dot_v1_dot_notifications__pb2.PublishDisclosureResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CorrectDisclosure(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cloudark.notifications.v1.DisclosuresService/CorrectDisclosure',
+            cloudark_dot_notifications_dot_v1_dot_notifications__pb2.CorrectDisclosureRequest.SerializeToString,
+            cloudark_dot_notifications_dot_v1_dot_notifications__pb2.CorrectDisclosureResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDisclosure(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cloudark.notifications.v1.DisclosuresService/GetDisclosure',
+            cloudark_dot_notifications_dot_v1_dot_notifications__pb2.GetDisclosureRequest.SerializeToString,
+            cloudark_dot_notifications_dot_v1_dot_notifications__pb2.GetDisclosureResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDisclosures(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cloudark.notifications.v1.DisclosuresService/ListDisclosures',
+            cloudark_dot_notifications_dot_v1_dot_notifications__pb2.ListDisclosuresRequest.SerializeToString,
+            cloudark_dot_notifications_dot_v1_dot_notifications__pb2.ListDisclosuresResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDisclosureRevisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cloudark.notifications.v1.DisclosuresService/ListDisclosureRevisions',
+            cloudark_dot_notifications_dot_v1_dot_notifications__pb2.ListDisclosureRevisionsRequest.SerializeToString,
+            cloudark_dot_notifications_dot_v1_dot_notifications__pb2.ListDisclosureRevisionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

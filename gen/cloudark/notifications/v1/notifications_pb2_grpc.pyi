@@ -53,6 +53,16 @@ class NotificationsServiceStub:
     ListTemplates: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.ListTemplatesRequest, _notifications_pb2.ListTemplatesResponse]
     ListOutboxMessages: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.ListOutboxMessagesRequest, _notifications_pb2.ListOutboxMessagesResponse]
     """Messages the outbox provider recorded instead of sending (make run, tests)."""
+    DispatchDeliveries: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.DispatchDeliveriesRequest, _notifications_pb2.DispatchDeliveriesResponse]
+    """For the notification workflow (system role only): sends the next page of
+    queued or retrying deliveries of one purpose through the providers.
+    Repeating a page sends nothing twice: each delivery is sent at most once.
+    """
+    QueueFallbackDeliveries: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.QueueFallbackDeliveriesRequest, _notifications_pb2.QueueFallbackDeliveriesResponse]
+    """For the fallback workflow (system role only): queues the fallback text
+    messages of unread in-app deliveries, or the grid worker alerts of
+    failed fallback texts. Repeating it queues nothing twice.
+    """
 
 @_typing.type_check_only
 class NotificationsServiceAsyncStub(NotificationsServiceStub):
@@ -79,6 +89,16 @@ class NotificationsServiceAsyncStub(NotificationsServiceStub):
     ListTemplates: _aio.UnaryUnaryMultiCallable[_notifications_pb2.ListTemplatesRequest, _notifications_pb2.ListTemplatesResponse]  # type: ignore[assignment]
     ListOutboxMessages: _aio.UnaryUnaryMultiCallable[_notifications_pb2.ListOutboxMessagesRequest, _notifications_pb2.ListOutboxMessagesResponse]  # type: ignore[assignment]
     """Messages the outbox provider recorded instead of sending (make run, tests)."""
+    DispatchDeliveries: _aio.UnaryUnaryMultiCallable[_notifications_pb2.DispatchDeliveriesRequest, _notifications_pb2.DispatchDeliveriesResponse]  # type: ignore[assignment]
+    """For the notification workflow (system role only): sends the next page of
+    queued or retrying deliveries of one purpose through the providers.
+    Repeating a page sends nothing twice: each delivery is sent at most once.
+    """
+    QueueFallbackDeliveries: _aio.UnaryUnaryMultiCallable[_notifications_pb2.QueueFallbackDeliveriesRequest, _notifications_pb2.QueueFallbackDeliveriesResponse]  # type: ignore[assignment]
+    """For the fallback workflow (system role only): queues the fallback text
+    messages of unread in-app deliveries, or the grid worker alerts of
+    failed fallback texts. Repeating it queues nothing twice.
+    """
 
 class NotificationsServiceServicer(metaclass=_abc_1.ABCMeta):
     """NotificationsService sends a message to exactly the right people, on their
@@ -157,4 +177,117 @@ class NotificationsServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_notifications_pb2.ListOutboxMessagesResponse, _abc.Awaitable[_notifications_pb2.ListOutboxMessagesResponse]]:
         """Messages the outbox provider recorded instead of sending (make run, tests)."""
 
+    @_abc_1.abstractmethod
+    def DispatchDeliveries(
+        self,
+        request: _notifications_pb2.DispatchDeliveriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notifications_pb2.DispatchDeliveriesResponse, _abc.Awaitable[_notifications_pb2.DispatchDeliveriesResponse]]:
+        """For the notification workflow (system role only): sends the next page of
+        queued or retrying deliveries of one purpose through the providers.
+        Repeating a page sends nothing twice: each delivery is sent at most once.
+        """
+
+    @_abc_1.abstractmethod
+    def QueueFallbackDeliveries(
+        self,
+        request: _notifications_pb2.QueueFallbackDeliveriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notifications_pb2.QueueFallbackDeliveriesResponse, _abc.Awaitable[_notifications_pb2.QueueFallbackDeliveriesResponse]]:
+        """For the fallback workflow (system role only): queues the fallback text
+        messages of unread in-app deliveries, or the grid worker alerts of
+        failed fallback texts. Repeating it queues nothing twice.
+        """
+
 def add_NotificationsServiceServicer_to_server(servicer: NotificationsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class DisclosuresServiceStub:
+    """DisclosuresService keeps the three-affairs items (party, village and
+    finance affairs) a village's cadres publish for its residents. An item is
+    corrected with a reason, never edited silently or deleted: every revision
+    stays readable.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> DisclosuresServiceAsyncStub: ...
+    PublishDisclosure: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.PublishDisclosureRequest, _notifications_pb2.PublishDisclosureResponse]
+    """Publishes an item in a village; cadres of that village and operators."""
+    CorrectDisclosure: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.CorrectDisclosureRequest, _notifications_pb2.CorrectDisclosureResponse]
+    """Replaces the item's content with a new revision; the old one is kept."""
+    GetDisclosure: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.GetDisclosureRequest, _notifications_pb2.GetDisclosureResponse]
+    """The item as it reads now."""
+    ListDisclosures: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.ListDisclosuresRequest, _notifications_pb2.ListDisclosuresResponse]
+    """A village's items, newest first, optionally of one category."""
+    ListDisclosureRevisions: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.ListDisclosureRevisionsRequest, _notifications_pb2.ListDisclosureRevisionsResponse]
+    """Every revision of an item, the first first."""
+
+@_typing.type_check_only
+class DisclosuresServiceAsyncStub(DisclosuresServiceStub):
+    """DisclosuresService keeps the three-affairs items (party, village and
+    finance affairs) a village's cadres publish for its residents. An item is
+    corrected with a reason, never edited silently or deleted: every revision
+    stays readable.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    PublishDisclosure: _aio.UnaryUnaryMultiCallable[_notifications_pb2.PublishDisclosureRequest, _notifications_pb2.PublishDisclosureResponse]  # type: ignore[assignment]
+    """Publishes an item in a village; cadres of that village and operators."""
+    CorrectDisclosure: _aio.UnaryUnaryMultiCallable[_notifications_pb2.CorrectDisclosureRequest, _notifications_pb2.CorrectDisclosureResponse]  # type: ignore[assignment]
+    """Replaces the item's content with a new revision; the old one is kept."""
+    GetDisclosure: _aio.UnaryUnaryMultiCallable[_notifications_pb2.GetDisclosureRequest, _notifications_pb2.GetDisclosureResponse]  # type: ignore[assignment]
+    """The item as it reads now."""
+    ListDisclosures: _aio.UnaryUnaryMultiCallable[_notifications_pb2.ListDisclosuresRequest, _notifications_pb2.ListDisclosuresResponse]  # type: ignore[assignment]
+    """A village's items, newest first, optionally of one category."""
+    ListDisclosureRevisions: _aio.UnaryUnaryMultiCallable[_notifications_pb2.ListDisclosureRevisionsRequest, _notifications_pb2.ListDisclosureRevisionsResponse]  # type: ignore[assignment]
+    """Every revision of an item, the first first."""
+
+class DisclosuresServiceServicer(metaclass=_abc_1.ABCMeta):
+    """DisclosuresService keeps the three-affairs items (party, village and
+    finance affairs) a village's cadres publish for its residents. An item is
+    corrected with a reason, never edited silently or deleted: every revision
+    stays readable.
+    """
+
+    @_abc_1.abstractmethod
+    def PublishDisclosure(
+        self,
+        request: _notifications_pb2.PublishDisclosureRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notifications_pb2.PublishDisclosureResponse, _abc.Awaitable[_notifications_pb2.PublishDisclosureResponse]]:
+        """Publishes an item in a village; cadres of that village and operators."""
+
+    @_abc_1.abstractmethod
+    def CorrectDisclosure(
+        self,
+        request: _notifications_pb2.CorrectDisclosureRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notifications_pb2.CorrectDisclosureResponse, _abc.Awaitable[_notifications_pb2.CorrectDisclosureResponse]]:
+        """Replaces the item's content with a new revision; the old one is kept."""
+
+    @_abc_1.abstractmethod
+    def GetDisclosure(
+        self,
+        request: _notifications_pb2.GetDisclosureRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notifications_pb2.GetDisclosureResponse, _abc.Awaitable[_notifications_pb2.GetDisclosureResponse]]:
+        """The item as it reads now."""
+
+    @_abc_1.abstractmethod
+    def ListDisclosures(
+        self,
+        request: _notifications_pb2.ListDisclosuresRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notifications_pb2.ListDisclosuresResponse, _abc.Awaitable[_notifications_pb2.ListDisclosuresResponse]]:
+        """A village's items, newest first, optionally of one category."""
+
+    @_abc_1.abstractmethod
+    def ListDisclosureRevisions(
+        self,
+        request: _notifications_pb2.ListDisclosureRevisionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notifications_pb2.ListDisclosureRevisionsResponse, _abc.Awaitable[_notifications_pb2.ListDisclosureRevisionsResponse]]:
+        """Every revision of an item, the first first."""
+
+def add_DisclosuresServiceServicer_to_server(servicer: DisclosuresServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
