@@ -3,6 +3,7 @@
 
 from services.common.server import ServiceDefinition
 from services.grids.server import DEFINITION as GRIDS
+from services.merchants.server import DEFINITION as MERCHANTS
 from services.residents.server import DEFINITION as RESIDENTS
 
-DEFINITIONS: list[ServiceDefinition] = [GRIDS, RESIDENTS]
+DEFINITIONS: list[ServiceDefinition] = [GRIDS, RESIDENTS, MERCHANTS]

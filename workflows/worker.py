@@ -21,15 +21,28 @@ from services.common.temporal import connect_temporal
 from services.common.tracing import setup_tracing
 from workflows.city.activities import CityActivities
 from workflows.city.workflows import LoadCityWorkflow
+from workflows.redemption.activities import RedemptionActivities
+from workflows.redemption.workflows import RedemptionWorkflow
 from workflows.rpc import channel_to
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS: Sequence[type] = [LoadCityWorkflow]
+WORKFLOWS: Sequence[type] = [LoadCityWorkflow, RedemptionWorkflow]
 
 
 def activities(channels: dict[str, grpc.aio.Channel]) -> list[Any]:
-    return [CityActivities(channels["grids"]).create_subtree]
+    found: list[Any] = [CityActivities(channels["grids"]).create_subtree]
+    # Tests of one workflow may pass only the channels its activities need.
+    if "residents" in channels and "merchants" in channels:
+        redemption = RedemptionActivities(channels["residents"], channels["merchants"])
+        found += [
+            redemption.hold_points,
+            redemption.reserve_stock,
+            redemption.commit_hold,
+            redemption.release_hold,
+            redemption.settle_redemption,
+        ]
+    return found
 
 
 def build_worker(
@@ -57,7 +70,9 @@ def sdk_metrics_runtime() -> Runtime | None:
 async def _run() -> None:
     settings = Settings.from_env()
     client = await connect_temporal(settings, runtime=sdk_metrics_runtime())
-    channels = {name: channel_to(name, settings) for name in ("grids",)}
+    channels = {
+        name: channel_to(name, settings) for name in ("grids", "residents", "merchants")
+    }
     worker = build_worker(client, settings.temporal_task_queue, channels)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -19,7 +19,6 @@ OVERLAYS = overlays()
 # commands are in the manifests before their modules exist.
 PENDING = {
     "services.notifications.server",
-    "services.merchants.server",
     "services.errands.server",
     "services.casework.server",
     "services.care.server",
