@@ -18,7 +18,7 @@ from google.rpc import error_details_pb2
 from temporalio.testing import WorkflowEnvironment
 
 from services.common.server import RunningService
-from tests.helpers import call_error, rich_status
+from tests.helpers import bad_fields, call_error, rich_status
 from tests.histories import record
 from tests.merchants.support import (
     AS_OPERATOR,
@@ -122,3 +122,215 @@ async def test_story_6_120_points_become_a_toothpaste_at_the_village_supermarket
 
 def _city_month() -> str:
     return datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+
+
+async def test_two_tills_redeem_the_last_item_one_wins_the_other_hold_is_released(
+    api: Stubs, town: Place, residents_service: RunningService
+) -> None:
+    first = await resident_with_points(api.residents, town)
+    second = await resident_with_points(api.residents, town)
+    supermarket = await shop(api.merchants, town.village.id)
+    last = await offer(api.merchants, supermarket.id, points=60, stock=1)
+
+    async def till(who: rpb.Resident) -> pb.Redemption | grpc.aio.AioRpcError:
+        try:
+            reply = await api.merchants.RedeemOffer(
+                pb.RedeemOfferRequest(offer_id=last.id, resident_id=who.id),
+                metadata=as_resident(who.id),
+            )
+        except grpc.aio.AioRpcError as error:
+            return error
+        return reply.redemption
+
+    outcomes = await asyncio.gather(till(first), till(second))
+
+    won = [o for o in outcomes if isinstance(o, pb.Redemption)]
+    lost = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+    assert len(won) == 1
+    assert len(lost) == 1
+    assert lost[0].code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert precondition_kind(lost[0]) == "STOCK"
+    loser = second if won[0].resident_id == first.id else first
+    assert await holds_of(residents_service, loser.id) == [(60, 3)]
+    assert await points_of(api.residents, rpb.ACCOUNT_KIND_RESIDENT, loser.id) == 60
+    assert await holds_of(residents_service, won[0].resident_id) == [(60, 1)]
+    sold_out = await api.merchants.GetOffer(
+        pb.GetOfferRequest(id=last.id), metadata=AS_OPERATOR
+    )
+    assert sold_out.offer.stock == 0
+    await assert_ledger_balanced(residents_service)
+
+
+async def test_a_retried_redemption_with_its_request_id_holds_once(
+    api: Stubs, town: Place, residents_service: RunningService
+) -> None:
+    buyer = await resident_with_points(api.residents, town)
+    supermarket = await shop(api.merchants, town.village.id)
+    soap = await offer(api.merchants, supermarket.id, title="Soap", points=50)
+    request = pb.RedeemOfferRequest(
+        offer_id=soap.id, resident_id=buyer.id, request_id="till-7/42"
+    )
+
+    replies = [
+        await api.merchants.RedeemOffer(request, metadata=as_resident(buyer.id))
+        for _ in range(3)
+    ]
+    other = pb.RedeemOfferRequest(
+        offer_id=str(uuid.uuid4()), resident_id=buyer.id, request_id="till-7/42"
+    )
+    reused = await call_error(
+        api.merchants.RedeemOffer(other, metadata=as_resident(buyer.id))
+    )
+
+    assert len({r.redemption.id for r in replies}) == 1
+    assert await holds_of(residents_service, buyer.id) == [(50, 1)]
+    assert reused.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert bad_fields(reused) == ["request_id"]
+
+
+@pytest.mark.parametrize("decision", ["refuse", "cancel"])
+async def test_a_refused_or_cancelled_redemption_gives_points_and_item_back(
+    api: Stubs, town: Place, residents_service: RunningService, decision: str
+) -> None:
+    buyer = await resident_with_points(api.residents, town)
+    supermarket = await shop(api.merchants, town.village.id)
+    rice = await offer(api.merchants, supermarket.id, title="Rice", points=60, stock=1)
+    started = await api.merchants.RedeemOffer(
+        pb.RedeemOfferRequest(offer_id=rice.id, resident_id=buyer.id),
+        metadata=as_resident(buyer.id),
+    )
+    redemption_id = started.redemption.id
+
+    if decision == "refuse":
+        reply = await api.merchants.RefuseRedemption(
+            pb.RefuseRedemptionRequest(id=redemption_id),
+            metadata=as_merchant(supermarket.id),
+        )
+        reason = pb.RELEASE_REASON_REFUSED
+    else:
+        reply = await api.merchants.CancelRedemption(
+            pb.CancelRedemptionRequest(id=redemption_id),
+            metadata=as_resident(buyer.id),
+        )
+        reason = pb.RELEASE_REASON_CANCELLED
+    late = await call_error(
+        api.merchants.ConfirmRedemption(
+            pb.ConfirmRedemptionRequest(id=redemption_id),
+            metadata=as_merchant(supermarket.id),
+        )
+    )
+    seen_by_merchant = await api.merchants.ListRedemptions(
+        pb.ListRedemptionsRequest(merchant_id=supermarket.id),
+        metadata=as_merchant(supermarket.id),
+    )
+
+    assert reply.redemption.state == pb.REDEMPTION_STATE_RELEASED
+    assert reply.redemption.release_reason == reason
+    assert late.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert precondition_kind(late) == "RELEASED"
+    assert [r.release_reason for r in seen_by_merchant.redemptions] == [reason]
+    assert await points_of(api.residents, rpb.ACCOUNT_KIND_RESIDENT, buyer.id) == 60
+    assert await hold_postings(residents_service, started.redemption.hold_id) == [3, 5]
+    back = await api.merchants.GetOffer(
+        pb.GetOfferRequest(id=rice.id), metadata=AS_OPERATOR
+    )
+    assert back.offer.stock == 1
+
+
+async def test_only_the_redemptions_merchant_confirms_it(
+    api: Stubs, town: Place
+) -> None:
+    buyer = await resident_with_points(api.residents, town)
+    supermarket = await shop(api.merchants, town.village.id)
+    pharmacy = await shop(api.merchants, town.village.id, name="Village Pharmacy")
+    soap = await offer(api.merchants, supermarket.id, title="Soap", points=50)
+    started = await api.merchants.RedeemOffer(
+        pb.RedeemOfferRequest(offer_id=soap.id, resident_id=buyer.id),
+        metadata=as_resident(buyer.id),
+    )
+    confirm = pb.ConfirmRedemptionRequest(id=started.redemption.id)
+
+    by_other_shop = await call_error(
+        api.merchants.ConfirmRedemption(confirm, metadata=as_merchant(pharmacy.id))
+    )
+    by_resident = await call_error(
+        api.merchants.ConfirmRedemption(confirm, metadata=as_resident(buyer.id))
+    )
+    peeking = await call_error(
+        api.merchants.GetRedemption(
+            pb.GetRedemptionRequest(id=started.redemption.id),
+            metadata=as_merchant(pharmacy.id),
+        )
+    )
+    still = await api.merchants.GetRedemption(
+        pb.GetRedemptionRequest(id=started.redemption.id),
+        metadata=as_resident(buyer.id),
+    )
+
+    assert by_other_shop.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert by_resident.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert peeking.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert still.redemption.state == pb.REDEMPTION_STATE_PENDING
+    await api.merchants.CancelRedemption(
+        pb.CancelRedemptionRequest(id=started.redemption.id), metadata=AS_OPERATOR
+    )
+
+
+async def test_bad_redemptions_get_precise_errors_and_move_no_points(
+    api: Stubs, town: Place, residents_service: RunningService
+) -> None:
+    poor = await resident_with_points(api.residents, town)
+    supermarket = await shop(api.merchants, town.village.id)
+    closed = await shop(api.merchants, town.village.id, name="Closed Shop")
+    toothpaste = await offer(api.merchants, supermarket.id, points=120)
+    blocked = await offer(api.merchants, closed.id, points=10)
+    await api.merchants.SuspendMerchant(
+        pb.SuspendMerchantRequest(id=closed.id), metadata=AS_OPERATOR
+    )
+    me = as_resident(poor.id)
+
+    unknown = await call_error(
+        api.merchants.RedeemOffer(
+            pb.RedeemOfferRequest(offer_id=str(uuid.uuid4()), resident_id=poor.id),
+            metadata=me,
+        )
+    )
+    suspended = await call_error(
+        api.merchants.RedeemOffer(
+            pb.RedeemOfferRequest(offer_id=blocked.id, resident_id=poor.id),
+            metadata=me,
+        )
+    )
+    short = await call_error(
+        api.merchants.RedeemOffer(
+            pb.RedeemOfferRequest(offer_id=toothpaste.id, resident_id=poor.id),
+            metadata=me,
+        )
+    )
+    malformed = await call_error(
+        api.merchants.RedeemOffer(
+            pb.RedeemOfferRequest(offer_id="toothpaste", resident_id=""), metadata=me
+        )
+    )
+    for_someone_else = await call_error(
+        api.merchants.RedeemOffer(
+            pb.RedeemOfferRequest(offer_id=toothpaste.id, resident_id=poor.id),
+            metadata=as_resident(str(uuid.uuid4())),
+        )
+    )
+
+    assert unknown.code() == grpc.StatusCode.NOT_FOUND
+    assert suspended.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert precondition_kind(suspended) == "SUSPENDED"
+    assert short.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert precondition_kind(short) == "BALANCE"
+    assert "points" in (short.details() or "")
+    assert malformed.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert bad_fields(malformed) == ["offer_id", "resident_id"]
+    assert for_someone_else.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert await points_of(api.residents, rpb.ACCOUNT_KIND_RESIDENT, poor.id) == 60
+    assert await holds_of(residents_service, poor.id) == []
+    nothing = await api.merchants.ListRedemptions(
+        pb.ListRedemptionsRequest(resident_id=poor.id), metadata=me
+    )
+    assert list(nothing.redemptions) == []
