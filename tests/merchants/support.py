@@ -60,12 +60,13 @@ async def shop(
     legal_form: int = pb.LEGAL_FORM_COMPANY,
     verify: bool = True,
     phone: str = "13800138000",
+    category: int = pb.CATEGORY_SUPERMARKET,
 ) -> pb.Merchant:
     reply = await stub.RegisterMerchant(
         pb.RegisterMerchantRequest(
             village_id=village,
             name=name,
-            category=pb.CATEGORY_SUPERMARKET,
+            category=category,  # type: ignore[arg-type]
             legal_form=legal_form,  # type: ignore[arg-type]
             accepts_points=True,
             opening_hours=pb.OpeningHours(opens="07:30", closes="21:00"),
