@@ -108,7 +108,7 @@ async def resident_with_points(
     activities += [rpb.ACTIVITY_VOLUNTEER_PATROL] * patrols
     for activity in activities:
         await stub.EarnPoints(
-            rpb.EarnPointsRequest(resident_id=member.id, activity=activity),  # type: ignore[arg-type]
+            rpb.EarnPointsRequest(resident_id=member.id, activity=activity),
             metadata=AS_SYSTEM,
         )
     return member

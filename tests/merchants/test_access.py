@@ -9,6 +9,7 @@ import grpc
 import pytest
 from cloudark.merchants.v1 import merchants_pb2 as pb
 from google.protobuf import message_factory
+from google.protobuf.message import Message
 
 from services.common.identity import Caller, Role
 from services.common.server import RunningService
@@ -43,9 +44,9 @@ async def test_roles_outside_an_rpcs_roles_are_permission_denied(
             continue
         request_class = message_factory.GetMessageClass(method.input_type)
         output_class = message_factory.GetMessageClass(method.output_type)
-        rpc = channel.unary_unary(
+        rpc: grpc.aio.UnaryUnaryMultiCallable[Message, Message] = channel.unary_unary(
             f"/{SERVICE.full_name}/{method.name}",
-            request_serializer=lambda m: m.SerializeToString(),
+            request_serializer=_serialize,
             response_deserializer=output_class.FromString,
         )
         try:
@@ -55,3 +56,7 @@ async def test_roles_outside_an_rpcs_roles_are_permission_denied(
         else:
             refused.append(grpc.StatusCode.OK)
     assert set(refused) <= {grpc.StatusCode.PERMISSION_DENIED}
+
+
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString()

@@ -56,7 +56,8 @@ def precondition_kind(error: grpc.aio.AioRpcError) -> str:
     for detail in rich_status(error).details:
         failure = error_details_pb2.PreconditionFailure()
         if detail.Unpack(failure):
-            return failure.violations[0].type
+            kind: str = failure.violations[0].type
+            return kind
     raise AssertionError("no PreconditionFailure detail")
 
 
@@ -201,6 +202,7 @@ async def test_a_refused_or_cancelled_redemption_gives_points_and_item_back(
     )
     redemption_id = started.redemption.id
 
+    reply: pb.RefuseRedemptionResponse | pb.CancelRedemptionResponse
     if decision == "refuse":
         reply = await api.merchants.RefuseRedemption(
             pb.RefuseRedemptionRequest(id=redemption_id),
