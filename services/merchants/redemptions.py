@@ -329,7 +329,8 @@ class RedemptionRpcs(pb_grpc.MerchantsServiceServicer):
             id=wid,
             task_queue=self._task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            # A refused redemption failed: the same request may run again.
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
         )
         try:
             reserved = await asyncio.wait_for(
@@ -341,10 +342,7 @@ class RedemptionRpcs(pb_grpc.MerchantsServiceServicer):
                 config.RESERVE_TIMEOUT,
             )
         except WorkflowAlreadyStartedError:
-            # Closed already: a retry of a request that failed, or settled.
-            result = await client.get_workflow_handle(wid).result()
-            if result.state == "failed":
-                raise _saga_error(result.error_type, result.error_message) from None
+            # Settled already: the redemption's row says how.
             return
         except TimeoutError:
             raise Unavailable("the redemption is still starting; retry") from None

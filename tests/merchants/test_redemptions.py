@@ -22,6 +22,7 @@ from tests.helpers import bad_fields, call_error, rich_status
 from tests.histories import record
 from tests.merchants.support import (
     AS_OPERATOR,
+    AS_SYSTEM,
     Place,
     Stubs,
     as_merchant,
@@ -336,3 +337,30 @@ async def test_bad_redemptions_get_precise_errors_and_move_no_points(
         pb.ListRedemptionsRequest(resident_id=poor.id), metadata=me
     )
     assert list(nothing.redemptions) == []
+
+
+async def test_a_refused_redemption_is_sent_again_with_its_request_id_once_put_right(
+    api: Stubs, town: Place, residents_service: RunningService
+) -> None:
+    buyer = await resident_with_points(api.residents, town)
+    supermarket = await shop(api.merchants, town.village.id)
+    toothpaste = await offer(api.merchants, supermarket.id, points=120)
+    request = pb.RedeemOfferRequest(
+        offer_id=toothpaste.id, resident_id=buyer.id, request_id="till-3/9"
+    )
+
+    short = await call_error(
+        api.merchants.RedeemOffer(request, metadata=as_resident(buyer.id))
+    )
+    for _ in range(3):
+        await api.residents.EarnPoints(
+            rpb.EarnPointsRequest(
+                resident_id=buyer.id, activity=rpb.ACTIVITY_VOLUNTEER_PATROL
+            ),
+            metadata=AS_SYSTEM,
+        )
+    again = await api.merchants.RedeemOffer(request, metadata=as_resident(buyer.id))
+
+    assert short.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert again.redemption.state == pb.REDEMPTION_STATE_PENDING
+    assert await holds_of(residents_service, buyer.id) == [(120, 1)]

@@ -3,8 +3,8 @@
 Hold the points, reserve the item, wait for the merchant to confirm the
 hand-over (an update, within a time limit), then pay the merchant; on
 refusal, cancellation or timeout give the points and the item back. Each
-step carries a request_id derived from the workflow id, so it acts once
-however often it runs.
+step carries a request_id derived from the workflow id, its run and the
+step, so it acts once however often it runs.
 """
 
 from dataclasses import dataclass
@@ -53,13 +53,12 @@ class RedemptionInput:
 @dataclass
 class RedemptionResult:
     redemption_id: str
-    # "committed", "released" or "failed" (nothing was reserved).
+    # "committed" or "released". A redemption refused before anything was
+    # reserved fails instead, with an ApplicationError whose type is the
+    # gRPC code name of the step that refused.
     state: str
     # When released: "expired", "refused" or "cancelled".
     release_reason: str = ""
-    # When failed: the gRPC code name and message of the step that refused.
-    error_type: str = ""
-    error_message: str = ""
 
 
 @dataclass
@@ -109,8 +108,11 @@ class RedemptionWorkflow:
         deadline = workflow.now() + timedelta(seconds=data.confirm_seconds)
         hold_id = await self._reserve(data, deadline)
         if hold_id is None:
+            # Failed, not completed: the same redemption id (the caller's
+            # request_id) may run again once the caller has put things right.
+            await workflow.wait_condition(workflow.all_handlers_finished)
             code, message = self._error
-            return RedemptionResult(data.redemption_id, FAILED, "", code, message)
+            raise ApplicationError(message, type=code, non_retryable=True)
 
         self._phase = PENDING
         workflow.logger.info("redemption %s pending", data.redemption_id)
@@ -134,6 +136,7 @@ class RedemptionWorkflow:
         self._result = RedemptionResult(data.redemption_id, state, reason)
         self._phase = SETTLED
         workflow.logger.info("redemption %s %s %s", data.redemption_id, state, reason)
+        await workflow.wait_condition(workflow.all_handlers_finished)
         return self._result
 
     @workflow.update
@@ -248,7 +251,10 @@ class RedemptionWorkflow:
         workflow.logger.info("redemption refused at reservation: %s", self._error[0])
 
     def _key(self, step: str) -> str:
-        return f"{workflow.info().workflow_id}/{step}"
+        # The run is part of the key: a failed run's refused hold must not
+        # answer for the next run of the same redemption.
+        info = workflow.info()
+        return f"{info.workflow_id}/{info.run_id}/{step}"
 
     async def _step(self, activity: Any, data: Any) -> Any:
         return await workflow.execute_activity_method(
