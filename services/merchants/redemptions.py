@@ -70,11 +70,10 @@ ResponseT = TypeVar("ResponseT", bound=Message)
 # RedeemOffer finds the workflow the first one started.
 _ID_NAMESPACE = uuid.UUID("5d0c6f1e-8f7a-4c2b-9a51-6b1f3f0c2d7e")
 _MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
-_RELEASED_BECAUSE = {
-    repo.PENDING: "",
-    1: "the time to confirm ran out",
-    2: "the merchant refused it",
-    3: "it was cancelled",
+_RELEASED_BECAUSE: dict[int, str] = {
+    pb.RELEASE_REASON_EXPIRED: "the time to confirm ran out",
+    pb.RELEASE_REASON_REFUSED: "the merchant refused it",
+    pb.RELEASE_REASON_CANCELLED: "it was cancelled",
 }
 
 
@@ -450,6 +449,8 @@ async def _take_item(
         raise FailedPrecondition(
             "points: not the offer's price", subject="points", kind="PRICE"
         )
+    # Suspended or withdrawn since RedeemOffer looked: the hold goes back.
+    require_trading(await merchant_of(conn, offer.merchant_id, "offer_id"), "offer_id")
     require_open(offer)
     await repo.take_one(conn, offer_id)
     return await repo.insert_redemption(
@@ -475,15 +476,18 @@ def _outcome(row: repo.RedemptionRow, wanted: int, decision: str) -> pb.Redempti
             "id: the redemption was already confirmed", subject="id", kind="COMMITTED"
         )
     reason = row.release_reason or 0
-    kind = "EXPIRED" if reason == 1 else "RELEASED"
+    kind = "EXPIRED" if reason == pb.RELEASE_REASON_EXPIRED else "RELEASED"
     raise FailedPrecondition(
-        f"id: the redemption was released: {_RELEASED_BECAUSE[reason]}",
+        f"id: the redemption was released: {_RELEASED_BECAUSE.get(reason, '')}",
         subject="id",
         kind=kind,
     )
 
 
-_REASON_OF = {REFUSE: 2, CANCEL: 3}
+_REASON_OF: dict[str, int] = {
+    REFUSE: pb.RELEASE_REASON_REFUSED,
+    CANCEL: pb.RELEASE_REASON_CANCELLED,
+}
 
 
 def _saga_error(code: str, message: str) -> DomainError:

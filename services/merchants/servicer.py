@@ -8,12 +8,13 @@ caller's reach over what it loaded, then acts.
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import asyncpg
 from cloudark.merchants.v1 import merchants_pb2 as pb
 from cloudark.merchants.v1 import merchants_pb2_grpc as pb_grpc
 from google.protobuf.message import Message
+from temporalio.client import Client
 
 from services.common.db import Connection
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -40,7 +41,6 @@ from services.merchants.shared import (
 from services.residents.pii import Keyring, mask_phone, normalise_phone
 
 Context = Any  # grpc.aio.ServicerContext; typed loosely to match the stubs.
-ResponseT = TypeVar("ResponseT", bound=Message)
 
 CATEGORIES = frozenset(pb.Category.values()) - {pb.CATEGORY_UNSPECIFIED}
 LEGAL_FORMS = frozenset(pb.LegalForm.values()) - {pb.LEGAL_FORM_UNSPECIFIED}
@@ -71,9 +71,15 @@ BOOKING_MOVES: dict[int, tuple[frozenset[Role], frozenset[int]]] = {
 
 class MerchantsServicer(RedemptionRpcs, pb_grpc.MerchantsServiceServicer):
     def __init__(
-        self, pool: asyncpg.Pool, keyring: Keyring, neighbours: Neighbours, **saga: Any
+        self,
+        pool: asyncpg.Pool,
+        keyring: Keyring,
+        neighbours: Neighbours,
+        *,
+        temporal: Client | None,
+        task_queue: str,
     ) -> None:
-        super().__init__(pool=pool, **saga)
+        super().__init__(pool=pool, temporal=temporal, task_queue=task_queue)
         self._keyring = keyring
         self._neighbours = neighbours
 
