@@ -188,13 +188,16 @@ async def list_offers(
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> list[OfferRow]:
-    """Open offers, oldest first, of a merchant or of an area's merchants."""
+    """Open offers, oldest first, of a merchant, or of an area's verified
+    merchants that accept points (what residents may redeem)."""
     columns = ", ".join(f"o.{c.strip()}" for c in _OFFER.split(","))
     records = await conn.fetch(
         f"SELECT {columns} FROM offers o JOIN merchants m ON m.id = o.merchant_id"
         " WHERE o.state = 1"
         "   AND ($1::uuid IS NULL OR o.merchant_id = $1)"
-        "   AND ($2::uuid IS NULL OR m.area_ids @> ARRAY[$2::uuid])"
+        "   AND ($2::uuid IS NULL"
+        "        OR (m.area_ids @> ARRAY[$2::uuid] AND m.state = 2"
+        "            AND m.accepts_points))"
         "   AND ($3::timestamptz IS NULL OR (o.create_time, o.id) > ($3, $4::uuid))"
         " ORDER BY o.create_time, o.id LIMIT $5",
         merchant_id,

@@ -230,12 +230,16 @@ async def test_bad_registrations_name_every_bad_field(
     assert not_a_village.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
-async def test_offers_belong_to_their_merchant_and_run_out(
+async def test_offers_belong_to_their_merchant_and_only_redeemable_ones_are_listed(
     api: Stubs, town: Place
 ) -> None:
     supermarket = await shop(api.merchants, town.village.id)
     rival = await shop(api.merchants, town.village.id, name="Rival")
     toothpaste = await offer(api.merchants, supermarket.id, stock=0)
+    await offer(api.merchants, rival.id, title="Soap", points=50)
+    await api.merchants.SuspendMerchant(
+        pb.SuspendMerchantRequest(id=rival.id), metadata=AS_OPERATOR
+    )
 
     foreign = await call_error(
         api.merchants.CreateOffer(

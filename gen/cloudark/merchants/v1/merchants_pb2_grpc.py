@@ -245,7 +245,8 @@ class MerchantsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListOffers(self, request, context):
-        """Lists the open offers of a merchant or of the merchants of an area.
+        """Lists the open offers of a merchant, or those residents may redeem in an
+        area (of its verified merchants that accept points).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

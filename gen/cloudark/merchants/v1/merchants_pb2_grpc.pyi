@@ -61,7 +61,9 @@ class MerchantsServiceStub:
     GetOffer: _grpc.UnaryUnaryMultiCallable[_merchants_pb2.GetOfferRequest, _merchants_pb2.GetOfferResponse]
     """Returns one offer."""
     ListOffers: _grpc.UnaryUnaryMultiCallable[_merchants_pb2.ListOffersRequest, _merchants_pb2.ListOffersResponse]
-    """Lists the open offers of a merchant or of the merchants of an area."""
+    """Lists the open offers of a merchant, or those residents may redeem in an
+    area (of its verified merchants that accept points).
+    """
     RestockOffer: _grpc.UnaryUnaryMultiCallable[_merchants_pb2.RestockOfferRequest, _merchants_pb2.RestockOfferResponse]
     """Adds stock to an offer."""
     WithdrawOffer: _grpc.UnaryUnaryMultiCallable[_merchants_pb2.WithdrawOfferRequest, _merchants_pb2.WithdrawOfferResponse]
@@ -140,7 +142,9 @@ class MerchantsServiceAsyncStub(MerchantsServiceStub):
     GetOffer: _aio.UnaryUnaryMultiCallable[_merchants_pb2.GetOfferRequest, _merchants_pb2.GetOfferResponse]  # type: ignore[assignment]
     """Returns one offer."""
     ListOffers: _aio.UnaryUnaryMultiCallable[_merchants_pb2.ListOffersRequest, _merchants_pb2.ListOffersResponse]  # type: ignore[assignment]
-    """Lists the open offers of a merchant or of the merchants of an area."""
+    """Lists the open offers of a merchant, or those residents may redeem in an
+    area (of its verified merchants that accept points).
+    """
     RestockOffer: _aio.UnaryUnaryMultiCallable[_merchants_pb2.RestockOfferRequest, _merchants_pb2.RestockOfferResponse]  # type: ignore[assignment]
     """Adds stock to an offer."""
     WithdrawOffer: _aio.UnaryUnaryMultiCallable[_merchants_pb2.WithdrawOfferRequest, _merchants_pb2.WithdrawOfferResponse]  # type: ignore[assignment]
@@ -270,7 +274,9 @@ class MerchantsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _merchants_pb2.ListOffersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_merchants_pb2.ListOffersResponse, _abc.Awaitable[_merchants_pb2.ListOffersResponse]]:
-        """Lists the open offers of a merchant or of the merchants of an area."""
+        """Lists the open offers of a merchant, or those residents may redeem in an
+        area (of its verified merchants that accept points).
+        """
 
     @_abc_1.abstractmethod
     def RestockOffer(
