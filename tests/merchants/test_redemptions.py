@@ -364,3 +364,38 @@ async def test_a_refused_redemption_is_sent_again_with_its_request_id_once_put_r
     assert short.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert again.redemption.state == pb.REDEMPTION_STATE_PENDING
     assert await holds_of(residents_service, buyer.id) == [(120, 1)]
+
+
+async def test_a_hold_released_behind_the_sagas_back_ends_the_redemption_released(
+    api: Stubs, town: Place, residents_service: RunningService
+) -> None:
+    buyer = await resident_with_points(api.residents, town)
+    supermarket = await shop(api.merchants, town.village.id)
+    soap = await offer(api.merchants, supermarket.id, title="Soap", points=50)
+    started = await api.merchants.RedeemOffer(
+        pb.RedeemOfferRequest(offer_id=soap.id, resident_id=buyer.id),
+        metadata=as_resident(buyer.id),
+    )
+    await api.residents.ReleaseHold(
+        rpb.ReleaseHoldRequest(hold_id=started.redemption.hold_id),
+        metadata=as_resident(buyer.id),
+    )
+
+    refused = await call_error(
+        api.merchants.ConfirmRedemption(
+            pb.ConfirmRedemptionRequest(id=started.redemption.id),
+            metadata=as_merchant(supermarket.id),
+        )
+    )
+    seen = await api.merchants.GetRedemption(
+        pb.GetRedemptionRequest(id=started.redemption.id),
+        metadata=as_merchant(supermarket.id),
+    )
+
+    assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert seen.redemption.state == pb.REDEMPTION_STATE_RELEASED
+    assert seen.redemption.release_reason == pb.RELEASE_REASON_CANCELLED
+    assert await hold_postings(residents_service, started.redemption.hold_id) == [3, 5]
+    assert (
+        await points_of(api.residents, rpb.ACCOUNT_KIND_MERCHANT, supermarket.id) == 0
+    )
