@@ -25,5 +25,6 @@ CITY_TIME_ZONE = "Asia/Shanghai"
 
 # How long a call to another service may take before we answer UNAVAILABLE.
 CALL_TIMEOUT = 5.0
-# How long RedeemOffer waits for the points to be held and the item reserved.
-RESERVE_TIMEOUT = 30.0
+# How long RedeemOffer waits for the points to be held and the item reserved,
+# and a decision for the redemption to be settled, before answering UNAVAILABLE.
+SAGA_TIMEOUT = 30.0

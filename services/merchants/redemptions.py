@@ -338,7 +338,7 @@ class RedemptionRpcs(pb_grpc.MerchantsServiceServicer):
                     AwaitReservationInput(),
                     start_workflow_operation=start,
                 ),
-                config.RESERVE_TIMEOUT,
+                config.SAGA_TIMEOUT,
             )
         except WorkflowAlreadyStartedError:
             # Settled already: the redemption's row says how.
@@ -383,7 +383,7 @@ class RedemptionRpcs(pb_grpc.MerchantsServiceServicer):
         try:
             await asyncio.wait_for(
                 handle.execute_update(RedemptionWorkflow.decide, data),
-                config.RESERVE_TIMEOUT,
+                config.SAGA_TIMEOUT,
             )
         except WorkflowUpdateFailedError as error:
             cause = error.cause

@@ -70,6 +70,8 @@ BOOKING_MOVES: dict[int, tuple[frozenset[Role], frozenset[int]]] = {
 
 
 class MerchantsServicer(RedemptionRpcs, pb_grpc.MerchantsServiceServicer):
+    """Every RPC of MerchantsService; the redemptions come from RedemptionRpcs."""
+
     def __init__(
         self,
         pool: asyncpg.Pool,
