@@ -23,7 +23,12 @@ from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
@@ -62,6 +67,7 @@ from workflows.redemption.workflows import (
     RedemptionInput,
     RedemptionWorkflow,
 )
+from workflows.search_attributes import TOWN_ID, VILLAGE_ID
 
 Context = Any
 ResponseT = TypeVar("ResponseT", bound=Message)
@@ -127,7 +133,7 @@ class RedemptionRpcs(pb_grpc.MerchantsServiceServicer):
 
         existing = await self._redemption(redemption_id)
         if existing is None:
-            offer = await self._redeemable(offer_id)
+            offer, merchant = await self._redeemable(offer_id)
             data = RedemptionInput(
                 redemption_id=str(redemption_id),
                 offer_id=str(offer.id),
@@ -136,7 +142,7 @@ class RedemptionRpcs(pb_grpc.MerchantsServiceServicer):
                 points=offer.points,
                 confirm_seconds=config.CONFIRM_MINUTES * 60,
             )
-            await self._start(data)
+            await self._start(data, merchant.area_ids)
             existing = await self._redemption(redemption_id)
         if existing is None:
             raise Unavailable("the redemption is still starting; retry")
@@ -300,8 +306,10 @@ class RedemptionRpcs(pb_grpc.MerchantsServiceServicer):
         async with self.pool.acquire() as conn:
             return await repo.get_redemption(conn, redemption_id)
 
-    async def _redeemable(self, offer_id: uuid.UUID) -> repo.OfferRow:
-        """The offer, if a redemption of it may start now."""
+    async def _redeemable(
+        self, offer_id: uuid.UUID
+    ) -> tuple[repo.OfferRow, repo.MerchantRow]:
+        """The offer and its merchant, if a redemption of it may start now."""
         async with self.pool.acquire() as conn:
             offer = await offer_of(conn, offer_id, "offer_id")
             merchant = await merchant_of(conn, offer.merchant_id, "offer_id")
@@ -311,15 +319,19 @@ class RedemptionRpcs(pb_grpc.MerchantsServiceServicer):
             raise FailedPrecondition(
                 "offer_id: the merchant does not accept points", subject="offer_id"
             )
-        return offer
+        return offer, merchant
 
     def _client(self) -> Client:
         if self._temporal is None:
             raise Unavailable("redemptions are not available: no Temporal client")
         return self._temporal
 
-    async def _start(self, data: RedemptionInput) -> None:
-        """Starts the workflow (or finds it) and waits for the reservation."""
+    async def _start(self, data: RedemptionInput, area_ids: list[uuid.UUID]) -> None:
+        """Starts the workflow (or finds it) and waits for the reservation.
+
+        Operators find a village's redemptions by the merchant's town and
+        village (area_ids: city, town, village).
+        """
         client = self._client()
         wid = workflow_id(data.redemption_id)
         start = WithStartWorkflowOperation(
@@ -327,6 +339,12 @@ class RedemptionRpcs(pb_grpc.MerchantsServiceServicer):
             data,
             id=wid,
             task_queue=self._task_queue,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(TOWN_ID, str(area_ids[1])),
+                    SearchAttributePair(VILLAGE_ID, str(area_ids[2])),
+                ]
+            ),
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             # A refused redemption failed: the same request may run again.
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,

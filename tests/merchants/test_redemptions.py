@@ -37,6 +37,7 @@ from tests.merchants.support import (
     shop,
     stubs,
 )
+from workflows.search_attributes import TOWN_ID, VILLAGE_ID
 
 
 @pytest.fixture
@@ -99,6 +100,12 @@ async def test_story_6_120_points_become_a_toothpaste_at_the_village_supermarket
         f"redemption-{started.redemption.id}"
     )
     await record(handle, "RedemptionWorkflow", "story-6-confirmed")
+    described = await handle.describe()
+    found = described.typed_search_attributes
+    assert (found.get(TOWN_ID), found.get(VILLAGE_ID)) == (
+        town.town.id,
+        town.village.id,
+    )
     assert started.redemption.state == pb.REDEMPTION_STATE_PENDING
     assert held == 0
     assert confirmed.redemption.state == pb.REDEMPTION_STATE_COMMITTED
