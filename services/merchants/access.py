@@ -47,6 +47,7 @@ ROLES: dict[str, frozenset[Role]] = {
     "ConfirmRedemption": frozenset({M}),
     "RefuseRedemption": frozenset({M}),
     "CancelRedemption": frozenset({R, OP}),
+    "FindRedemption": frozenset({M, OP}),
     "GetRedemption": frozenset({R, M, OP, SYS}),
     "ListRedemptions": frozenset({R, M, OP, SYS}),
     "GetStatement": frozenset({M, OP, SYS}),

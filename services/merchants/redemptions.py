@@ -76,6 +76,7 @@ ResponseT = TypeVar("ResponseT", bound=Message)
 # RedeemOffer finds the workflow the first one started.
 _ID_NAMESPACE = uuid.UUID("5d0c6f1e-8f7a-4c2b-9a51-6b1f3f0c2d7e")
 _MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+_CODE = re.compile(r"[0-9]{6}")
 _RELEASED_BECAUSE: dict[int, str] = {
     pb.RELEASE_REASON_EXPIRED: "the time to confirm ran out",
     pb.RELEASE_REASON_REFUSED: "the merchant refused it",
@@ -171,6 +172,29 @@ class RedemptionRpcs(pb_grpc.MerchantsServiceServicer):
         return pb.CancelRedemptionResponse(redemption=row)
 
     # ---- reading ----
+
+    async def FindRedemption(
+        self, request: pb.FindRedemptionRequest, context: Context
+    ) -> pb.FindRedemptionResponse:
+        caller = _caller(context, "FindRedemption")
+        v = Violations()
+        merchant_id = v.id("merchant_id", request.merchant_id)
+        if not _CODE.fullmatch(request.code):
+            v.add("code", "must be the six digits shown at the till")
+        v.raise_if_any()
+        assert merchant_id is not None
+        access.require_merchant(caller, merchant_id)
+        async with self.pool.acquire() as conn:
+            found = await repo.pending_by_code(conn, merchant_id, request.code)
+        if not found:
+            raise NotFound("pending redemption", "code")
+        if len(found) > 1:
+            raise FailedPrecondition(
+                "code: two pending redemptions show it; use the redemption id",
+                subject="code",
+                kind="AMBIGUOUS",
+            )
+        return pb.FindRedemptionResponse(redemption=redemption_proto(found[0]))
 
     async def GetRedemption(
         self, request: pb.GetRedemptionRequest, context: Context
@@ -535,6 +559,7 @@ def redemption_proto(row: repo.RedemptionRow) -> pb.Redemption:
         state=row.state,  # type: ignore[arg-type]
         release_reason=row.release_reason or 0,  # type: ignore[arg-type]
         hold_id=str(row.hold_id),
+        code=row.code,
         confirm_deadline=timestamp(row.confirm_deadline),
         create_time=timestamp(row.create_time),
     )

@@ -366,6 +366,7 @@ class RedemptionRow:
     state: int
     release_reason: int | None
     hold_id: uuid.UUID
+    code: str
     confirm_deadline: datetime
     create_time: datetime
     settle_time: datetime | None
@@ -373,8 +374,13 @@ class RedemptionRow:
 
 _REDEMPTION = (
     "id, offer_id, merchant_id, resident_id, points, state, release_reason,"
-    " hold_id, confirm_deadline, create_time, settle_time"
+    " hold_id, code, confirm_deadline, create_time, settle_time"
 )
+
+
+def till_code(redemption_id: uuid.UUID) -> str:
+    """The six digits shown at the till, fixed by the redemption's id."""
+    return f"{redemption_id.int % 10**6:06d}"
 
 
 async def insert_redemption(
@@ -388,7 +394,7 @@ async def insert_redemption(
 ) -> RedemptionRow:
     record = await conn.fetchrow(
         f"INSERT INTO redemptions (id, offer_id, merchant_id, resident_id, points,"
-        f" hold_id, confirm_deadline) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        f" hold_id, code, confirm_deadline) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         f" RETURNING {_REDEMPTION}",
         id,
         offer.id,
@@ -396,6 +402,7 @@ async def insert_redemption(
         resident_id,
         offer.points,
         hold_id,
+        till_code(id),
         confirm_deadline,
     )
     return RedemptionRow(**dict(record))  # type: ignore[arg-type]
@@ -409,6 +416,19 @@ async def get_redemption(
         f"SELECT {_REDEMPTION} FROM redemptions WHERE id = $1{lock}", redemption_id
     )
     return RedemptionRow(**dict(record)) if record else None
+
+
+async def pending_by_code(
+    conn: Connection, merchant_id: uuid.UUID, code: str
+) -> list[RedemptionRow]:
+    """A merchant's pending redemptions showing that code (two at most)."""
+    records = await conn.fetch(
+        f"SELECT {_REDEMPTION} FROM redemptions"
+        " WHERE merchant_id = $1 AND code = $2 AND state = 1 LIMIT 2",
+        merchant_id,
+        code,
+    )
+    return [RedemptionRow(**dict(r)) for r in records]
 
 
 async def settle_redemption(

@@ -80,8 +80,14 @@ async def test_story_6_120_points_become_a_toothpaste_at_the_village_supermarket
         metadata=as_resident(old_man.id),
     )
     held = await points_of(api.residents, rpb.ACCOUNT_KIND_RESIDENT, old_man.id)
+    at_the_till = await api.merchants.FindRedemption(
+        pb.FindRedemptionRequest(
+            merchant_id=supermarket.id, code=started.redemption.code
+        ),
+        metadata=as_merchant(supermarket.id),
+    )
     confirmed = await api.merchants.ConfirmRedemption(
-        pb.ConfirmRedemptionRequest(id=started.redemption.id),
+        pb.ConfirmRedemptionRequest(id=at_the_till.redemption.id),
         metadata=as_merchant(supermarket.id),
     )
     statement = await api.merchants.GetStatement(
@@ -107,6 +113,7 @@ async def test_story_6_120_points_become_a_toothpaste_at_the_village_supermarket
         town.village.id,
     )
     assert started.redemption.state == pb.REDEMPTION_STATE_PENDING
+    assert at_the_till.redemption.id == started.redemption.id
     assert held == 0
     assert confirmed.redemption.state == pb.REDEMPTION_STATE_COMMITTED
     assert await points_of(api.residents, rpb.ACCOUNT_KIND_RESIDENT, old_man.id) == 0
@@ -272,6 +279,21 @@ async def test_only_the_redemptions_merchant_confirms_it(
             metadata=as_merchant(pharmacy.id),
         )
     )
+    wrong_code = "000000" if started.redemption.code != "000000" else "000001"
+    not_shown = await call_error(
+        api.merchants.FindRedemption(
+            pb.FindRedemptionRequest(merchant_id=supermarket.id, code=wrong_code),
+            metadata=as_merchant(supermarket.id),
+        )
+    )
+    other_till = await call_error(
+        api.merchants.FindRedemption(
+            pb.FindRedemptionRequest(
+                merchant_id=supermarket.id, code=started.redemption.code
+            ),
+            metadata=as_merchant(pharmacy.id),
+        )
+    )
     still = await api.merchants.GetRedemption(
         pb.GetRedemptionRequest(id=started.redemption.id),
         metadata=as_resident(buyer.id),
@@ -280,6 +302,8 @@ async def test_only_the_redemptions_merchant_confirms_it(
     assert by_other_shop.code() == grpc.StatusCode.PERMISSION_DENIED
     assert by_resident.code() == grpc.StatusCode.PERMISSION_DENIED
     assert peeking.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert not_shown.code() == grpc.StatusCode.NOT_FOUND
+    assert other_till.code() == grpc.StatusCode.PERMISSION_DENIED
     assert still.redemption.state == pb.REDEMPTION_STATE_PENDING
     await api.merchants.CancelRedemption(
         pb.CancelRedemptionRequest(id=started.redemption.id), metadata=AS_OPERATOR

@@ -79,6 +79,9 @@ CREATE TABLE redemptions (
     -- ReleaseReason: 1 expired, 2 refused, 3 cancelled.
     release_reason    smallint,
     hold_id           uuid        NOT NULL UNIQUE,
+    -- Six digits shown at the till; unique enough among one merchant's
+    -- pending redemptions, and FindRedemption says so when it is not.
+    code              text        NOT NULL CHECK (code ~ '^[0-9]{6}$'),
     confirm_deadline  timestamptz NOT NULL,
     create_time       timestamptz NOT NULL DEFAULT now(),
     settle_time       timestamptz,
@@ -90,3 +93,4 @@ CREATE INDEX redemptions_resident ON redemptions (resident_id, create_time DESC,
 CREATE INDEX redemptions_merchant ON redemptions (merchant_id, create_time DESC, id);
 CREATE INDEX redemptions_settled ON redemptions (merchant_id, settle_time)
     WHERE state = 2;
+CREATE INDEX redemptions_code ON redemptions (merchant_id, code) WHERE state = 1;

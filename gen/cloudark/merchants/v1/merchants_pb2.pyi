@@ -1233,6 +1233,7 @@ class Redemption(_message.Message):
     CONFIRM_DEADLINE_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     SETTLE_TIME_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     offer_id: _builtins.str
     merchant_id: _builtins.str
@@ -1242,6 +1243,8 @@ class Redemption(_message.Message):
     release_reason: Global___ReleaseReason.ValueType
     hold_id: _builtins.str
     """The hold on the resident's points account (residents service)."""
+    code: _builtins.str
+    """Six digits the resident's app shows at the till, for FindRedemption."""
     @_builtins.property
     def confirm_deadline(self) -> _timestamp_pb2.Timestamp:
         """The merchant must confirm the hand-over before this time."""
@@ -1266,10 +1269,11 @@ class Redemption(_message.Message):
         confirm_deadline: _timestamp_pb2.Timestamp | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         settle_time: _timestamp_pb2.Timestamp | None = ...,
+        code: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["confirm_deadline", b"confirm_deadline", "create_time", b"create_time", "settle_time", b"settle_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["confirm_deadline", b"confirm_deadline", "create_time", b"create_time", "hold_id", b"hold_id", "id", b"id", "merchant_id", b"merchant_id", "offer_id", b"offer_id", "points", b"points", "release_reason", b"release_reason", "resident_id", b"resident_id", "settle_time", b"settle_time", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "confirm_deadline", b"confirm_deadline", "create_time", b"create_time", "hold_id", b"hold_id", "id", b"id", "merchant_id", b"merchant_id", "offer_id", b"offer_id", "points", b"points", "release_reason", b"release_reason", "resident_id", b"resident_id", "settle_time", b"settle_time", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1446,6 +1450,49 @@ class CancelRedemptionResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CancelRedemptionResponse: _TypeAlias = CancelRedemptionResponse  # noqa: Y015
+
+@_typing.final
+class FindRedemptionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    merchant_id: _builtins.str
+    code: _builtins.str
+    """The six digits the resident shows."""
+    def __init__(
+        self,
+        *,
+        merchant_id: _builtins.str = ...,
+        code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "merchant_id", b"merchant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FindRedemptionRequest: _TypeAlias = FindRedemptionRequest  # noqa: Y015
+
+@_typing.final
+class FindRedemptionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REDEMPTION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def redemption(self) -> Global___Redemption: ...
+    def __init__(
+        self,
+        *,
+        redemption: Global___Redemption | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["redemption", b"redemption"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["redemption", b"redemption"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FindRedemptionResponse: _TypeAlias = FindRedemptionResponse  # noqa: Y015
 
 @_typing.final
 class GetRedemptionRequest(_message.Message):

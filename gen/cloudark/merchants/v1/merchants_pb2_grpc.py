@@ -148,6 +148,11 @@ class MerchantsServiceStub:
                 request_serializer=cloudark_dot_merchants_dot_v1_dot_merchants__pb2.CancelRedemptionRequest.SerializeToString,
                 response_deserializer=cloudark_dot_merchants_dot_v1_dot_merchants__pb2.CancelRedemptionResponse.FromString,
                 _registered_method=True)
+        self.FindRedemption = channel.unary_unary(
+                '/cloudark.merchants.v1.MerchantsService/FindRedemption',
+                request_serializer=cloudark_dot_merchants_dot_v1_dot_merchants__pb2.FindRedemptionRequest.SerializeToString,
+                response_deserializer=cloudark_dot_merchants_dot_v1_dot_merchants__pb2.FindRedemptionResponse.FromString,
+                _registered_method=True)
         self.GetRedemption = channel.unary_unary(
                 '/cloudark.merchants.v1.MerchantsService/GetRedemption',
                 request_serializer=cloudark_dot_merchants_dot_v1_dot_merchants__pb2.GetRedemptionRequest.SerializeToString,
@@ -340,6 +345,14 @@ class MerchantsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FindRedemption(self, request, context):
+        """Finds a merchant's pending redemption by the code the resident shows at
+        the till.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetRedemption(self, request, context):
         """Returns one redemption.
         """
@@ -484,6 +497,11 @@ def add_MerchantsServiceServicer_to_server(servicer, server):
                     servicer.CancelRedemption,
                     request_deserializer=cloudark_dot_merchants_dot_v1_dot_merchants__pb2.CancelRedemptionRequest.FromString,
                     response_serializer=cloudark_dot_merchants_dot_v1_dot_merchants__pb2.CancelRedemptionResponse.SerializeToString,
+            ),
+            'FindRedemption': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindRedemption,
+                    request_deserializer=cloudark_dot_merchants_dot_v1_dot_merchants__pb2.FindRedemptionRequest.FromString,
+                    response_serializer=cloudark_dot_merchants_dot_v1_dot_merchants__pb2.FindRedemptionResponse.SerializeToString,
             ),
             'GetRedemption': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRedemption,
@@ -1087,6 +1105,33 @@ class MerchantsService:
             '/cloudark.merchants.v1.MerchantsService/CancelRedemption',
             cloudark_dot_merchants_dot_v1_dot_merchants__pb2.CancelRedemptionRequest.SerializeToString,
             cloudark_dot_merchants_dot_v1_dot_merchants__pb2.CancelRedemptionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindRedemption(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cloudark.merchants.v1.MerchantsService/FindRedemption',
+            cloudark_dot_merchants_dot_v1_dot_merchants__pb2.FindRedemptionRequest.SerializeToString,
+            cloudark_dot_merchants_dot_v1_dot_merchants__pb2.FindRedemptionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -94,6 +94,10 @@ class MerchantsServiceStub:
     """The merchant refuses the hand-over; the points and the item go back."""
     CancelRedemption: _grpc.UnaryUnaryMultiCallable[_merchants_pb2.CancelRedemptionRequest, _merchants_pb2.CancelRedemptionResponse]
     """The resident cancels a pending redemption; the points and item go back."""
+    FindRedemption: _grpc.UnaryUnaryMultiCallable[_merchants_pb2.FindRedemptionRequest, _merchants_pb2.FindRedemptionResponse]
+    """Finds a merchant's pending redemption by the code the resident shows at
+    the till.
+    """
     GetRedemption: _grpc.UnaryUnaryMultiCallable[_merchants_pb2.GetRedemptionRequest, _merchants_pb2.GetRedemptionResponse]
     """Returns one redemption."""
     ListRedemptions: _grpc.UnaryUnaryMultiCallable[_merchants_pb2.ListRedemptionsRequest, _merchants_pb2.ListRedemptionsResponse]
@@ -175,6 +179,10 @@ class MerchantsServiceAsyncStub(MerchantsServiceStub):
     """The merchant refuses the hand-over; the points and the item go back."""
     CancelRedemption: _aio.UnaryUnaryMultiCallable[_merchants_pb2.CancelRedemptionRequest, _merchants_pb2.CancelRedemptionResponse]  # type: ignore[assignment]
     """The resident cancels a pending redemption; the points and item go back."""
+    FindRedemption: _aio.UnaryUnaryMultiCallable[_merchants_pb2.FindRedemptionRequest, _merchants_pb2.FindRedemptionResponse]  # type: ignore[assignment]
+    """Finds a merchant's pending redemption by the code the resident shows at
+    the till.
+    """
     GetRedemption: _aio.UnaryUnaryMultiCallable[_merchants_pb2.GetRedemptionRequest, _merchants_pb2.GetRedemptionResponse]  # type: ignore[assignment]
     """Returns one redemption."""
     ListRedemptions: _aio.UnaryUnaryMultiCallable[_merchants_pb2.ListRedemptionsRequest, _merchants_pb2.ListRedemptionsResponse]  # type: ignore[assignment]
@@ -379,6 +387,16 @@ class MerchantsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_merchants_pb2.CancelRedemptionResponse, _abc.Awaitable[_merchants_pb2.CancelRedemptionResponse]]:
         """The resident cancels a pending redemption; the points and item go back."""
+
+    @_abc_1.abstractmethod
+    def FindRedemption(
+        self,
+        request: _merchants_pb2.FindRedemptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_merchants_pb2.FindRedemptionResponse, _abc.Awaitable[_merchants_pb2.FindRedemptionResponse]]:
+        """Finds a merchant's pending redemption by the code the resident shows at
+        the till.
+        """
 
     @_abc_1.abstractmethod
     def GetRedemption(
