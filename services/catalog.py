@@ -4,7 +4,14 @@
 from services.casework.server import DEFINITION as CASEWORK
 from services.common.server import ServiceDefinition
 from services.grids.server import DEFINITION as GRIDS
+from services.merchants.server import DEFINITION as MERCHANTS
 from services.notifications.server import DEFINITION as NOTIFICATIONS
 from services.residents.server import DEFINITION as RESIDENTS
 
-DEFINITIONS: list[ServiceDefinition] = [GRIDS, RESIDENTS, NOTIFICATIONS, CASEWORK]
+DEFINITIONS: list[ServiceDefinition] = [
+    GRIDS,
+    RESIDENTS,
+    NOTIFICATIONS,
+    MERCHANTS,
+    CASEWORK,
+]

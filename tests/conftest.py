@@ -5,6 +5,7 @@ own instead of the embedded ones.
 """
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import socket
@@ -26,10 +27,12 @@ from services.common.config import ROOT, Settings
 from services.common.identity import Caller, Role
 from services.common.server import RunningService, start_service
 from services.grids.server import DEFINITION as GRIDS
+from services.merchants.server import DEFINITION as MERCHANTS
 from services.notifications.server import DEFINITION as NOTIFICATIONS
 from services.residents.server import DEFINITION as RESIDENTS
 from workflows import search_attributes
 from workflows.codec import data_converter
+from workflows.worker import build_worker
 
 OPERATOR = Caller(subject="operator-test", role=Role.OPERATOR)
 
@@ -220,3 +223,66 @@ async def casework_service(
         residents_channel,
     ) as stack:
         yield stack.service
+
+
+async def merchants_service(
+    settings: Settings,
+    grids_service: RunningService,
+    residents_service: RunningService,
+    temporal_env: WorkflowEnvironment,
+) -> AsyncIterator[RunningService]:
+    """The merchants service, with a worker of its own running redemptions
+    against the session's residents service, on a task queue of its own."""
+    async with merchants_stack(
+        settings, grids_service, residents_service, temporal_env.client
+    ) as (service, channels):
+        queue = f"merchants-{service.port}"
+        async with build_worker(temporal_env.client, queue, channels):
+            yield service
+
+
+@contextlib.asynccontextmanager
+async def merchants_stack(
+    settings: Settings,
+    grids_service: RunningService,
+    residents_service: RunningService,
+    client: Client,
+    task_queue: str | None = None,
+) -> AsyncIterator[tuple[RunningService, dict[str, grpc.aio.Channel]]]:
+    """A merchants service starting redemptions on task_queue (by default
+    merchants-<its port>), and the channels a worker of redemptions needs."""
+    port = free_port()
+    addresses = {
+        "CLOUDARK_GRIDS_ADDRESS": f"127.0.0.1:{grids_service.port}",
+        "CLOUDARK_RESIDENTS_ADDRESS": f"127.0.0.1:{residents_service.port}",
+    }
+    saved = {key: os.environ.get(key) for key in addresses}
+    os.environ.update(addresses)
+    queue = task_queue or f"merchants-{port}"
+    try:
+        service = await start_service(
+            MERCHANTS,
+            dataclasses.replace(settings, temporal_task_queue=queue),
+            port=port,
+            temporal=client,
+        )
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                del os.environ[key]
+            else:
+                os.environ[key] = value
+    channels = {
+        name: grpc.aio.insecure_channel(address)
+        for name, address in [
+            ("grids", addresses["CLOUDARK_GRIDS_ADDRESS"]),
+            ("residents", addresses["CLOUDARK_RESIDENTS_ADDRESS"]),
+            ("merchants", f"127.0.0.1:{service.port}"),
+        ]
+    }
+    try:
+        yield service, channels
+    finally:
+        for channel in channels.values():
+            await channel.close()
+        await service.stop(grace=1)

@@ -25,6 +25,8 @@ from workflows.city.activities import CityActivities
 from workflows.city.workflows import LoadCityWorkflow
 from workflows.notifications.activities import NotificationActivities
 from workflows.notifications.workflows import FallbackWorkflow, NotificationWorkflow
+from workflows.redemption.activities import RedemptionActivities
+from workflows.redemption.workflows import RedemptionWorkflow
 from workflows.rpc import channel_to
 
 log = logging.getLogger(__name__)
@@ -34,9 +36,10 @@ WORKFLOWS: Sequence[type] = [
     NotificationWorkflow,
     FallbackWorkflow,
     CaseWorkflow,
+    RedemptionWorkflow,
 ]
 # The services the activities call.
-CHANNELS = ("grids", "residents", "notifications")
+CHANNELS = ("grids", "residents", "notifications", "merchants")
 
 
 def activities(channels: dict[str, grpc.aio.Channel]) -> list[Any]:
@@ -46,6 +49,15 @@ def activities(channels: dict[str, grpc.aio.Channel]) -> list[Any]:
         found += [
             notifications.dispatch_deliveries,
             notifications.queue_fallback_deliveries,
+        ]
+    if "residents" in channels and "merchants" in channels:
+        redemption = RedemptionActivities(channels["residents"], channels["merchants"])
+        found += [
+            redemption.hold_points,
+            redemption.reserve_stock,
+            redemption.commit_hold,
+            redemption.release_hold,
+            redemption.settle_redemption,
         ]
     if {"grids", "residents", "notifications"} <= channels.keys():
         cases = CaseworkActivities(

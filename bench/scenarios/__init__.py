@@ -1,3 +1,10 @@
 """Every scenario module `make bench` runs, in order (see bench/harness.py)."""
 
-SCENARIOS: list[str] = ["baselines", "hierarchy", "grids", "residents", "notifications"]
+SCENARIOS: list[str] = [
+    "baselines",
+    "hierarchy",
+    "grids",
+    "residents",
+    "notifications",
+    "redemptions",
+]

@@ -21,12 +21,13 @@ from services.common.tls import open_channel, tls_from_env
 from services.grids import config as grids_config
 from services.grids import loader
 from services.grids.loader import FULL_STAFF
+from services.merchants.loader import load_people as load_merchants
 from workflows.city.plan import DEMO, FULL
 from workflows.city.workflows import LoadCityInput, LoadCityResult, LoadCityWorkflow
 
 log = logging.getLogger(__name__)
 
-SERVICES = ["grids", "residents", "casework"]
+SERVICES = ["grids", "residents", "notifications", "merchants", "casework"]
 CITY_SIZES = {"demo": DEMO, "full": FULL}
 
 
@@ -52,6 +53,8 @@ async def load_full_city(settings: Settings) -> LoadCityResult:
     conn = await asyncpg.connect(
         settings.database_url, server_settings={"search_path": grids_config.SCHEMA}
     )
+    if load_merchants not in loader.PEOPLE_LOADERS:
+        loader.PEOPLE_LOADERS.append(load_merchants)
     try:
         loaded = await loader.load_city(
             conn, name="Zhoushan", code="3309", size=FULL, staff=FULL_STAFF, seed=2022

@@ -130,8 +130,9 @@ async def load_city(
 
 async def load_people(conn: Connection, city: CityLoad) -> None:
     """The hook for residents, households and merchants of a loaded city."""
-    # TODO(#4, #6): residents, households and merchants load through their own
-    # services' loaders, registered in PEOPLE_LOADERS once those exist.
+    # TODO(#4): residents and households load through their own service's
+    # loader, registered in PEOPLE_LOADERS once it exists. Merchants
+    # (services/merchants/loader.py) are registered by deploy/embedded/ready.py.
     for loader in PEOPLE_LOADERS:
         await loader(conn, city)
 
