@@ -2,7 +2,8 @@
 (the migration job, the fuzz suite, the embedded stack)."""
 
 from services.common.server import ServiceDefinition
+from services.errands.server import DEFINITION as ERRANDS
 from services.grids.server import DEFINITION as GRIDS
 from services.residents.server import DEFINITION as RESIDENTS
 
-DEFINITIONS: list[ServiceDefinition] = [GRIDS, RESIDENTS]
+DEFINITIONS: list[ServiceDefinition] = [GRIDS, RESIDENTS, ERRANDS]

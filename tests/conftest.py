@@ -25,6 +25,7 @@ from services.common import db
 from services.common.config import ROOT, Settings
 from services.common.identity import Caller, Role
 from services.common.server import RunningService, start_service
+from services.errands.server import DEFINITION as ERRANDS
 from services.grids.server import DEFINITION as GRIDS
 from services.residents.server import DEFINITION as RESIDENTS
 from workflows import search_attributes
@@ -160,3 +161,25 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 def task_queue() -> str:
     """Each test polls its own task queue, so tests never take each other's work."""
     return f"test-{uuid.uuid4()}"
+
+
+@pytest.fixture(scope="session")
+async def errands_service(
+    settings: Settings,
+    residents_service: RunningService,
+    temporal_env: WorkflowEnvironment,
+) -> AsyncIterator[RunningService]:
+    """The errands front door, on the session's Temporal dev server and residents."""
+    saved = os.environ.get("CLOUDARK_RESIDENTS_ADDRESS")
+    os.environ["CLOUDARK_RESIDENTS_ADDRESS"] = f"127.0.0.1:{residents_service.port}"
+    try:
+        service = await start_service(
+            ERRANDS, settings, port=0, temporal=temporal_env.client
+        )
+    finally:
+        if saved is None:
+            del os.environ["CLOUDARK_RESIDENTS_ADDRESS"]
+        else:
+            os.environ["CLOUDARK_RESIDENTS_ADDRESS"] = saved
+    yield service
+    await service.stop(grace=1)

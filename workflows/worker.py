@@ -21,15 +21,23 @@ from services.common.temporal import connect_temporal
 from services.common.tracing import setup_tracing
 from workflows.city.activities import CityActivities
 from workflows.city.workflows import LoadCityWorkflow
+from workflows.errands.activities import ERRAND_SERVICES, ErrandActivities
+from workflows.errands.workflows import ErrandWorkflow
 from workflows.rpc import channel_to
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS: Sequence[type] = [LoadCityWorkflow]
+WORKFLOWS: Sequence[type] = [LoadCityWorkflow, ErrandWorkflow]
+# Every service an activity calls; the worker opens one channel to each.
+SERVICES = ("grids", "residents", "notifications", "errands")
 
 
 def activities(channels: dict[str, grpc.aio.Channel]) -> list[Any]:
-    return [CityActivities(channels["grids"]).create_subtree]
+    found: list[Any] = [CityActivities(channels["grids"]).create_subtree]
+    # Tests give only the channels their workflows need.
+    if channels.keys() >= ERRAND_SERVICES:
+        found += ErrandActivities(channels).all()
+    return found
 
 
 def build_worker(
@@ -57,7 +65,7 @@ def sdk_metrics_runtime() -> Runtime | None:
 async def _run() -> None:
     settings = Settings.from_env()
     client = await connect_temporal(settings, runtime=sdk_metrics_runtime())
-    channels = {name: channel_to(name, settings) for name in ("grids",)}
+    channels = {name: channel_to(name, settings) for name in SERVICES}
     worker = build_worker(client, settings.temporal_task_queue, channels)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -20,7 +20,6 @@ OVERLAYS = overlays()
 PENDING = {
     "services.notifications.server",
     "services.merchants.server",
-    "services.errands.server",
     "services.casework.server",
     "services.care.server",
 }

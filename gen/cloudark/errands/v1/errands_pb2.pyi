@@ -697,3 +697,75 @@ class RateErrandResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RateErrandResponse: _TypeAlias = RateErrandResponse  # noqa: Y015
+
+@_typing.final
+class RecordErrandStepRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ERRAND_ID_FIELD_NUMBER: _builtins.int
+    STEP_KEY_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    OFFERED_HELPER_IDS_FIELD_NUMBER: _builtins.int
+    HELPER_ID_FIELD_NUMBER: _builtins.int
+    BREACHED_FIELD_NUMBER: _builtins.int
+    DELIVERY_NOTE_FIELD_NUMBER: _builtins.int
+    PHOTO_REF_FIELD_NUMBER: _builtins.int
+    errand_id: _builtins.str
+    step_key: _builtins.str
+    """Unique per errand, derived from the workflow's step, e.g. "offer-3"."""
+    status: Global___ErrandStatus.ValueType
+    """The errand's state after the step."""
+    helper_id: _builtins.str
+    breached: _builtins.bool
+    delivery_note: _builtins.str
+    """Set with the DELIVERED step."""
+    photo_ref: _builtins.str
+    @_builtins.property
+    def step(self) -> Global___ErrandStep: ...
+    @_builtins.property
+    def offered_helper_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        errand_id: _builtins.str = ...,
+        step_key: _builtins.str = ...,
+        step: Global___ErrandStep | None = ...,
+        status: Global___ErrandStatus.ValueType = ...,
+        offered_helper_ids: _abc.Iterable[_builtins.str] | None = ...,
+        helper_id: _builtins.str = ...,
+        breached: _builtins.bool = ...,
+        delivery_note: _builtins.str = ...,
+        photo_ref: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["step", b"step"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["breached", b"breached", "delivery_note", b"delivery_note", "errand_id", b"errand_id", "helper_id", b"helper_id", "offered_helper_ids", b"offered_helper_ids", "photo_ref", b"photo_ref", "status", b"status", "step", b"step", "step_key", b"step_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordErrandStepRequest: _TypeAlias = RecordErrandStepRequest  # noqa: Y015
+
+@_typing.final
+class RecordErrandStepResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ERRAND_FIELD_NUMBER: _builtins.int
+    RECORDED_FIELD_NUMBER: _builtins.int
+    recorded: _builtins.bool
+    """False when the step_key was already recorded."""
+    @_builtins.property
+    def errand(self) -> Global___Errand: ...
+    def __init__(
+        self,
+        *,
+        errand: Global___Errand | None = ...,
+        recorded: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["errand", b"errand"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["errand", b"errand", "recorded", b"recorded"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordErrandStepResponse: _TypeAlias = RecordErrandStepResponse  # noqa: Y015

@@ -91,6 +91,11 @@ class ErrandsServiceStub:
                 request_serializer=cloudark_dot_errands_dot_v1_dot_errands__pb2.RateErrandRequest.SerializeToString,
                 response_deserializer=cloudark_dot_errands_dot_v1_dot_errands__pb2.RateErrandResponse.FromString,
                 _registered_method=True)
+        self.RecordErrandStep = channel.unary_unary(
+                '/cloudark.errands.v1.ErrandsService/RecordErrandStep',
+                request_serializer=cloudark_dot_errands_dot_v1_dot_errands__pb2.RecordErrandStepRequest.SerializeToString,
+                response_deserializer=cloudark_dot_errands_dot_v1_dot_errands__pb2.RecordErrandStepResponse.FromString,
+                _registered_method=True)
 
 
 class ErrandsServiceServicer:
@@ -174,6 +179,15 @@ class ErrandsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordErrandStep(self, request, context):
+        """Internal, for the ErrandWorkflow only (system role, no HTTP route):
+        records one step with the errand's new state. A step_key already
+        recorded writes nothing, so a replayed step never counts twice.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ErrandsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -221,6 +235,11 @@ def add_ErrandsServiceServicer_to_server(servicer, server):
                     servicer.RateErrand,
                     request_deserializer=cloudark_dot_errands_dot_v1_dot_errands__pb2.RateErrandRequest.FromString,
                     response_serializer=cloudark_dot_errands_dot_v1_dot_errands__pb2.RateErrandResponse.SerializeToString,
+            ),
+            'RecordErrandStep': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordErrandStep,
+                    request_deserializer=cloudark_dot_errands_dot_v1_dot_errands__pb2.RecordErrandStepRequest.FromString,
+                    response_serializer=cloudark_dot_errands_dot_v1_dot_errands__pb2.RecordErrandStepResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -478,6 +497,33 @@ class ErrandsService:
             '/cloudark.errands.v1.ErrandsService/RateErrand',
             cloudark_dot_errands_dot_v1_dot_errands__pb2.RateErrandRequest.SerializeToString,
             cloudark_dot_errands_dot_v1_dot_errands__pb2.RateErrandResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordErrandStep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cloudark.errands.v1.ErrandsService/RecordErrandStep',
+            cloudark_dot_errands_dot_v1_dot_errands__pb2.RecordErrandStepRequest.SerializeToString,
+            cloudark_dot_errands_dot_v1_dot_errands__pb2.RecordErrandStepResponse.FromString,
             options,
             channel_credentials,
             insecure,

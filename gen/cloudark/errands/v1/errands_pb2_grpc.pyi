@@ -69,6 +69,11 @@ class ErrandsServiceStub:
     """The helper gives an accepted errand back; it goes back to dispatch."""
     RateErrand: _grpc.UnaryUnaryMultiCallable[_errands_pb2.RateErrandRequest, _errands_pb2.RateErrandResponse]
     """The resident rates a delivered errand, once."""
+    RecordErrandStep: _grpc.UnaryUnaryMultiCallable[_errands_pb2.RecordErrandStepRequest, _errands_pb2.RecordErrandStepResponse]
+    """Internal, for the ErrandWorkflow only (system role, no HTTP route):
+    records one step with the errand's new state. A step_key already
+    recorded writes nothing, so a replayed step never counts twice.
+    """
 
 @_typing.type_check_only
 class ErrandsServiceAsyncStub(ErrandsServiceStub):
@@ -111,6 +116,11 @@ class ErrandsServiceAsyncStub(ErrandsServiceStub):
     """The helper gives an accepted errand back; it goes back to dispatch."""
     RateErrand: _aio.UnaryUnaryMultiCallable[_errands_pb2.RateErrandRequest, _errands_pb2.RateErrandResponse]  # type: ignore[assignment]
     """The resident rates a delivered errand, once."""
+    RecordErrandStep: _aio.UnaryUnaryMultiCallable[_errands_pb2.RecordErrandStepRequest, _errands_pb2.RecordErrandStepResponse]  # type: ignore[assignment]
+    """Internal, for the ErrandWorkflow only (system role, no HTTP route):
+    records one step with the errand's new state. A step_key already
+    recorded writes nothing, so a replayed step never counts twice.
+    """
 
 class ErrandsServiceServicer(metaclass=_abc_1.ABCMeta):
     """ErrandsService carries the fifteen-minute promise: a resident asks for help
@@ -204,5 +214,16 @@ class ErrandsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_errands_pb2.RateErrandResponse, _abc.Awaitable[_errands_pb2.RateErrandResponse]]:
         """The resident rates a delivered errand, once."""
+
+    @_abc_1.abstractmethod
+    def RecordErrandStep(
+        self,
+        request: _errands_pb2.RecordErrandStepRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_errands_pb2.RecordErrandStepResponse, _abc.Awaitable[_errands_pb2.RecordErrandStepResponse]]:
+        """Internal, for the ErrandWorkflow only (system role, no HTTP route):
+        records one step with the errand's new state. A step_key already
+        recorded writes nothing, so a replayed step never counts twice.
+        """
 
 def add_ErrandsServiceServicer_to_server(servicer: ErrandsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

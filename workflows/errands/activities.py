@@ -1,0 +1,297 @@
+"""Activities of the ErrandWorkflow: each calls one service over gRPC.
+
+Every mutating call carries the request_id the workflow derived from its id
+and the step, so a retried activity or a restarted worker repeats nothing.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from cloudark.errands.v1 import errands_pb2 as errands_pb
+from cloudark.errands.v1 import errands_pb2_grpc as errands_grpc
+from cloudark.grids.v1 import staff_pb2 as staff_pb
+from cloudark.grids.v1 import staff_pb2_grpc as staff_grpc
+from cloudark.notifications.v1 import notifications_pb2 as notifications_pb
+from cloudark.notifications.v1 import notifications_pb2_grpc as notifications_grpc
+from cloudark.residents.v1 import residents_pb2 as residents_pb
+from cloudark.residents.v1 import residents_pb2_grpc as residents_grpc
+from temporalio import activity
+
+from workflows.rpc import CALL_TIMEOUT, METADATA, activity_error
+
+# Helpers whose person_id is a resident id, so they can earn points.
+RESIDENT_HELPERS = frozenset(
+    {staff_pb.HELPER_KIND_VOLUNTEER, staff_pb.HELPER_KIND_SQUAD_MEMBER}
+)
+# How many candidates dispatch asks the grids service for.
+RANK_LIMIT = 50
+# An unread in-app message to a resident becomes a text message after this.
+TEXT_FALLBACK_SECONDS = 120
+
+
+@dataclass
+class Candidate:
+    """A helper dispatch may offer the errand to; ids only."""
+
+    helper_id: str
+    person_id: str
+    kind: int
+    tier: int
+    supervisor_id: str = ""
+
+
+@dataclass
+class RankHelpersInput:
+    micro_grid_id: str
+
+
+@dataclass
+class RankHelpersResult:
+    candidates: list[Candidate]
+
+
+@dataclass
+class FindHelpersInput:
+    helper_ids: list[str]
+
+
+@dataclass
+class FindHelpersResult:
+    # The helpers that exist, in the order asked.
+    helpers: list[Candidate]
+
+
+@dataclass
+class RecordStepInput:
+    errand_id: str
+    step_key: str
+    kind: int
+    status: int
+    offered_helper_ids: list[str] = field(default_factory=list)
+    helper_id: str = ""
+    # The helper the step concerns, when not the errand's helper.
+    step_helper_id: str = ""
+    note: str = ""
+    breached: bool = False
+    delivery_note: str = ""
+    photo_ref: str = ""
+
+
+@dataclass
+class RecordStepResult:
+    recorded: bool
+
+
+@dataclass
+class SendNotificationInput:
+    title: str
+    body: str
+    reference: str
+    request_id: str
+    resident_ids: list[str] = field(default_factory=list)
+    staff_ids: list[str] = field(default_factory=list)
+    urgent: bool = False
+    # Residents get a text message when the in-app one stays unread.
+    text_fallback: bool = False
+
+
+@dataclass
+class SendNotificationResult:
+    notification_id: str
+
+
+@dataclass
+class AdjustHelperLoadInput:
+    helper_id: str
+    delta: int
+    request_id: str
+
+
+@dataclass
+class AdjustHelperLoadResult:
+    load: int
+
+
+@dataclass
+class EarnPointsInput:
+    resident_id: str
+    request_id: str
+
+
+@dataclass
+class EarnPointsResult:
+    # False when the helper is not a resident with a points account.
+    earned: bool
+    points: int = 0
+
+
+# The services ErrandActivities call, by channel name.
+ERRAND_SERVICES = frozenset({"errands", "grids", "residents", "notifications"})
+
+
+class ErrandActivities:
+    def __init__(self, channels: dict[str, grpc.aio.Channel]) -> None:
+        self._errands = errands_grpc.ErrandsServiceStub(channels["errands"])
+        self._staff = staff_grpc.StaffServiceStub(channels["grids"])
+        self._residents = residents_grpc.ResidentsServiceStub(channels["residents"])
+        self._notifications = notifications_grpc.NotificationsServiceStub(
+            channels["notifications"]
+        )
+
+    def all(self) -> list[Any]:
+        return [
+            self.rank_helpers,
+            self.find_helpers,
+            self.record_step,
+            self.send_notification,
+            self.adjust_helper_load,
+            self.earn_points,
+        ]
+
+    @activity.defn
+    async def rank_helpers(self, data: RankHelpersInput) -> RankHelpersResult:
+        """The micro-grid's on-duty helpers in dispatch order, then the
+        village's other grids' workers."""
+        try:
+            reply = await self._staff.RankHelpers(
+                staff_pb.RankHelpersRequest(
+                    micro_grid_id=data.micro_grid_id,
+                    need=staff_pb.NEED_KIND_ERRAND,
+                    limit=RANK_LIMIT,
+                ),
+                metadata=METADATA,
+                timeout=CALL_TIMEOUT,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise activity_error(error) from error
+        return RankHelpersResult(
+            [_candidate(c.helper, c.tier) for c in reply.candidates]
+        )
+
+    @activity.defn
+    async def find_helpers(self, data: FindHelpersInput) -> FindHelpersResult:
+        """Looks helpers up by id (supervisors to alert); missing ones are skipped."""
+        found = []
+        for helper_id in data.helper_ids:
+            try:
+                reply = await self._staff.GetHelper(
+                    staff_pb.GetHelperRequest(id=helper_id),
+                    metadata=METADATA,
+                    timeout=CALL_TIMEOUT,
+                )
+            except grpc.aio.AioRpcError as error:
+                if error.code() == grpc.StatusCode.NOT_FOUND:
+                    continue
+                raise activity_error(error) from error
+            found.append(_candidate(reply.helper, staff_pb.RANK_TIER_UNSPECIFIED))
+        return FindHelpersResult(found)
+
+    @activity.defn
+    async def record_step(self, data: RecordStepInput) -> RecordStepResult:
+        """Writes the step and the errand's new state to the errands store."""
+        request = errands_pb.RecordErrandStepRequest(
+            errand_id=data.errand_id,
+            step_key=data.step_key,
+            step=errands_pb.ErrandStep(
+                kind=data.kind,  # type: ignore[arg-type]
+                helper_id=data.step_helper_id or data.helper_id,
+                note=data.note,
+            ),
+            status=data.status,  # type: ignore[arg-type]
+            offered_helper_ids=data.offered_helper_ids,
+            helper_id=data.helper_id,
+            breached=data.breached,
+            delivery_note=data.delivery_note,
+            photo_ref=data.photo_ref,
+        )
+        try:
+            reply = await self._errands.RecordErrandStep(
+                request, metadata=METADATA, timeout=CALL_TIMEOUT
+            )
+        except grpc.aio.AioRpcError as error:
+            raise activity_error(error) from error
+        return RecordStepResult(recorded=reply.recorded)
+
+    @activity.defn
+    async def send_notification(
+        self, data: SendNotificationInput
+    ) -> SendNotificationResult:
+        """Sends one message through the notifications service, once per request_id."""
+        fallback = notifications_pb.Fallback(
+            text_message_after_seconds=TEXT_FALLBACK_SECONDS
+            if data.text_fallback
+            else 0
+        )
+        urgency = (
+            notifications_pb.URGENCY_URGENT
+            if data.urgent
+            else notifications_pb.URGENCY_NORMAL
+        )
+        request = notifications_pb.SendNotificationRequest(
+            title=data.title,
+            body=data.body,
+            audience=notifications_pb.Audience(
+                resident_ids=data.resident_ids, staff_ids=data.staff_ids
+            ),
+            urgency=urgency,
+            fallback=fallback,
+            reference=data.reference,
+            request_id=data.request_id,
+        )
+        try:
+            reply = await self._notifications.SendNotification(
+                request, metadata=METADATA, timeout=CALL_TIMEOUT
+            )
+        except grpc.aio.AioRpcError as error:
+            raise activity_error(error) from error
+        return SendNotificationResult(notification_id=reply.notification.id)
+
+    @activity.defn
+    async def adjust_helper_load(
+        self, data: AdjustHelperLoadInput
+    ) -> AdjustHelperLoadResult:
+        try:
+            reply = await self._staff.AdjustHelperLoad(
+                staff_pb.AdjustHelperLoadRequest(
+                    id=data.helper_id, delta=data.delta, request_id=data.request_id
+                ),
+                metadata=METADATA,
+                timeout=CALL_TIMEOUT,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise activity_error(error) from error
+        return AdjustHelperLoadResult(load=reply.helper.load)
+
+    @activity.defn
+    async def earn_points(self, data: EarnPointsInput) -> EarnPointsResult:
+        """Credits a resident helper for an errand; a helper who is no resident
+        (NOT_FOUND) earns nothing."""
+        try:
+            reply = await self._residents.EarnPoints(
+                residents_pb.EarnPointsRequest(
+                    resident_id=data.resident_id,
+                    activity=residents_pb.ACTIVITY_ERRAND_HELPED,
+                    request_id=data.request_id,
+                ),
+                metadata=METADATA,
+                timeout=CALL_TIMEOUT,
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() in (
+                grpc.StatusCode.NOT_FOUND,
+                grpc.StatusCode.INVALID_ARGUMENT,
+            ):
+                return EarnPointsResult(earned=False)
+            raise activity_error(error) from error
+        return EarnPointsResult(earned=True, points=reply.entry.points)
+
+
+def _candidate(helper: staff_pb.Helper, tier: int) -> Candidate:
+    return Candidate(
+        helper_id=helper.id,
+        person_id=helper.person_id,
+        kind=helper.kind,
+        tier=tier,
+        supervisor_id=helper.supervisor_id,
+    )
