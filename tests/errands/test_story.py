@@ -20,6 +20,7 @@ from tests.errands.support import (
 )
 from tests.helpers import call_error
 from tests.histories import record
+from workflows.errands.workflows import ErrandWorkflow
 
 
 async def test_medicine_is_requested_offered_accepted_and_delivered_with_proof(
@@ -81,7 +82,9 @@ async def test_medicine_is_requested_offered_accepted_and_delivered_with_proof(
             ),
             metadata=helper,
         )
-        handle = temporal_env.client.get_workflow_handle(e.workflow_id)
+        handle = temporal_env.client.get_workflow_handle_for(
+            ErrandWorkflow.run, e.workflow_id
+        )
         await handle.result()
         seen = await s.errands.GetErrand(pb.GetErrandRequest(id=e.id), metadata=me)
         rated = await s.errands.RateErrand(
