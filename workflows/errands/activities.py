@@ -52,14 +52,13 @@ class RankHelpersResult:
 
 
 @dataclass
-class FindHelpersInput:
-    helper_ids: list[str]
+class FindSupervisorsInput:
+    grid_id: str
 
 
 @dataclass
-class FindHelpersResult:
-    # The helpers that exist, in the order asked.
-    helpers: list[Candidate]
+class FindSupervisorsResult:
+    supervisors: list[Candidate]
 
 
 @dataclass
@@ -142,7 +141,7 @@ class ErrandActivities:
     def all(self) -> list[Any]:
         return [
             self.rank_helpers,
-            self.find_helpers,
+            self.find_supervisors,
             self.record_step,
             self.send_notification,
             self.adjust_helper_load,
@@ -170,22 +169,43 @@ class ErrandActivities:
         )
 
     @activity.defn
-    async def find_helpers(self, data: FindHelpersInput) -> FindHelpersResult:
-        """Looks helpers up by id (supervisors to alert); missing ones are skipped."""
-        found = []
-        for helper_id in data.helper_ids:
-            try:
-                reply = await self._staff.GetHelper(
-                    staff_pb.GetHelperRequest(id=helper_id),
+    async def find_supervisors(
+        self, data: FindSupervisorsInput
+    ) -> FindSupervisorsResult:
+        """The supervisors of the grid's workers, on duty or not."""
+        try:
+            supervisor_ids: list[str] = []
+            token = ""
+            while True:
+                page = await self._staff.ListHelpers(
+                    staff_pb.ListHelpersRequest(
+                        area_id=data.grid_id,
+                        kind=staff_pb.HELPER_KIND_GRID_WORKER,
+                        page_token=token,
+                    ),
                     metadata=METADATA,
                     timeout=CALL_TIMEOUT,
                 )
-            except grpc.aio.AioRpcError as error:
-                if error.code() == grpc.StatusCode.NOT_FOUND:
-                    continue
-                raise activity_error(error) from error
-            found.append(_candidate(reply.helper, staff_pb.RANK_TIER_UNSPECIFIED))
-        return FindHelpersResult(found)
+                for worker in page.helpers:
+                    if (
+                        worker.supervisor_id
+                        and worker.supervisor_id not in supervisor_ids
+                    ):
+                        supervisor_ids.append(worker.supervisor_id)
+                token = page.next_page_token
+                if not token:
+                    break
+            found = []
+            for supervisor_id in supervisor_ids:
+                reply = await self._staff.GetHelper(
+                    staff_pb.GetHelperRequest(id=supervisor_id),
+                    metadata=METADATA,
+                    timeout=CALL_TIMEOUT,
+                )
+                found.append(_candidate(reply.helper, staff_pb.RANK_TIER_UNSPECIFIED))
+        except grpc.aio.AioRpcError as error:
+            raise activity_error(error) from error
+        return FindSupervisorsResult(found)
 
     @activity.defn
     async def record_step(self, data: RecordStepInput) -> RecordStepResult:

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows import search_attributes as sa
 
@@ -32,7 +32,8 @@ with workflow.unsafe.imports_passed_through():
         Candidate,
         EarnPointsInput,
         ErrandActivities,
-        FindHelpersInput,
+        FindSupervisorsInput,
+        FindSupervisorsResult,
         RankHelpersInput,
         RecordStepInput,
         SendNotificationInput,
@@ -76,7 +77,6 @@ class ErrandState:
     helper: Candidate | None = None
     # Helpers who dropped it or fell silent: not offered it again.
     excluded_helper_ids: list[str] = field(default_factory=list)
-    supervisor_ids: list[str] = field(default_factory=list)
     escalated: bool = False
     # Counters that make step keys unique.
     offers: int = 0
@@ -211,10 +211,6 @@ class ErrandWorkflow:
             retry_policy=RETRY,
         )
         state = self._state
-        for c in result.candidates:
-            lead = c.tier == staff_pb.RANK_TIER_GRID_WORKER and c.supervisor_id
-            if lead and c.supervisor_id not in state.supervisor_ids:
-                state.supervisor_ids.append(c.supervisor_id)
         return [
             c for c in result.candidates if c.helper_id not in state.excluded_helper_ids
         ]
@@ -504,26 +500,40 @@ class ErrandWorkflow:
         )
 
     async def _alert_supervisors(self, key: str, title: str, body: str) -> None:
-        found = await workflow.execute_activity_method(
-            ErrandActivities.find_helpers,
-            FindHelpersInput(list(self._state.supervisor_ids)),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
-        )
-        if not found.helpers:
+        grid_id = self._input.ancestor_ids[-1] if self._input.ancestor_ids else ""
+        try:
+            found = await workflow.execute_activity_method(
+                ErrandActivities.find_supervisors,
+                FindSupervisorsInput(grid_id),
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=RETRY,
+            )
+        except ActivityError:
+            found = FindSupervisorsResult([])
+        if not found.supervisors:
             workflow.logger.warning(
                 "errand %s: no supervisor to alert (%s)", self._input.errand_id, key
             )
             return
-        await self._notify(f"alert-{key}", found.helpers, title, body, urgent=True)
+        await self._notify(f"alert-{key}", found.supervisors, title, body, urgent=True)
 
     async def _send(self, data: SendNotificationInput) -> None:
-        await workflow.execute_activity_method(
-            ErrandActivities.send_notification,
-            data,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
-        )
+        # A message refused for good (say, an unknown recipient) must not stop
+        # the errand; retryable failures are retried until they pass.
+        try:
+            await workflow.execute_activity_method(
+                ErrandActivities.send_notification,
+                data,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=RETRY,
+            )
+        except ActivityError as error:
+            workflow.logger.warning(
+                "errand %s: message %s not sent: %s",
+                self._input.errand_id,
+                data.reference,
+                error.cause,
+            )
 
     async def _adjust_load(self, helper: Candidate, delta: int, key: str) -> None:
         await workflow.execute_activity_method(
