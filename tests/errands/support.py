@@ -312,11 +312,14 @@ async def errand(stub: pb_grpc.ErrandsServiceAsyncStub, errand_id: str) -> pb.Er
 
 
 async def offered_to(
-    stub: pb_grpc.ErrandsServiceAsyncStub, errand_id: str, helper_id: str
+    stub: pb_grpc.ErrandsServiceAsyncStub,
+    errand_id: str,
+    helper_id: str,
+    timeout: float = 20.0,
 ) -> None:
     """Waits until the errand is offered to the helper."""
 
     async def check() -> bool:
         return helper_id in (await errand(stub, errand_id)).offered_helper_ids
 
-    await eventually(check)
+    await eventually(check, timeout)
