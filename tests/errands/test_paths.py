@@ -103,6 +103,7 @@ async def test_dropped_errand_goes_to_the_next_helper(
         handle = temporal_env.client.get_workflow_handle_for(
             ErrandWorkflow.run, e.workflow_id
         )
+        state = await handle.query(ErrandWorkflow.state)
         await s.errands.CancelErrand(pb.CancelErrandRequest(id=e.id), metadata=me)
         await handle.result()
         kinds = await steps(s.errands, e.id)
@@ -113,6 +114,10 @@ async def test_dropped_errand_goes_to_the_next_helper(
     assert dropped.errand.helper_id == ""
     assert retaken.code() == FP
     assert accepted.errand.helper_id == place.volunteer.id
+    assert state.status == pb.ERRAND_STATUS_ACCEPTED
+    assert state.helper is not None
+    assert state.helper.helper_id == place.volunteer.id
+    assert state.excluded_helper_ids == [place.worker.id]
     assert kinds == [
         pb.STEP_KIND_REQUESTED,
         pb.STEP_KIND_OFFERED,

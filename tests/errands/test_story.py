@@ -20,6 +20,7 @@ from tests.errands.support import (
 )
 from tests.helpers import call_error
 from tests.histories import record
+from workflows import search_attributes as sa
 from workflows.errands.workflows import ErrandWorkflow
 
 
@@ -86,6 +87,7 @@ async def test_medicine_is_requested_offered_accepted_and_delivered_with_proof(
             ErrandWorkflow.run, e.workflow_id
         )
         await handle.result()
+        described = await handle.describe()
         seen = await s.errands.GetErrand(pb.GetErrandRequest(id=e.id), metadata=me)
         rated = await s.errands.RateErrand(
             pb.RateErrandRequest(id=e.id, rating=5, comment="quick"), metadata=me
@@ -96,6 +98,15 @@ async def test_medicine_is_requested_offered_accepted_and_delivered_with_proof(
 
     await record(handle, "ErrandWorkflow", "story-1")
     assert promised.total_seconds() == 15 * 60
+    # What operators see in the Temporal UI: ids and states, no personal data.
+    marked = described.typed_search_attributes
+    assert marked.get(sa.ERRAND_STATUS) == "DELIVERED"
+    assert marked.get(sa.BREACHED) is False
+    assert marked.get(sa.MICRO_GRID_ID) == place.place.micro_grid.id
+    assert marked.get(sa.VILLAGE_ID) == place.place.village.id
+    memo = await described.memo()
+    assert sorted(memo) == ["due_time", "errand_id", "kind", "micro_grid_id"]
+    assert memo["kind"] == "MEDICINE"
     assert e.status == pb.ERRAND_STATUS_WAITING_FOR_HELPER
     assert accepted.errand.status == pb.ERRAND_STATUS_ACCEPTED
     assert accepted.errand.helper_id == place.volunteer.id
