@@ -1,3 +1,3 @@
 """Every scenario module `make bench` runs, in order (see bench/harness.py)."""
 
-SCENARIOS: list[str] = ["baselines", "hierarchy", "grids", "residents"]
+SCENARIOS: list[str] = ["baselines", "hierarchy", "grids", "residents", "errands"]

@@ -11,8 +11,11 @@ from services.errands.residents_client import ResidentsClient
 from services.errands.servicer import ErrandsServicer
 
 
-def definition(promise: config.Promise | None = None) -> ServiceDefinition:
-    """The service; promise overrides the timings read from the environment."""
+def definition(
+    promise: config.Promise | None = None, task_queue: str | None = None
+) -> ServiceDefinition:
+    """The service; promise overrides the timings read from the environment,
+    task_queue the queue its workflows run on (TEMPORAL_TASK_QUEUE)."""
 
     def register(server: grpc.aio.Server, context: ServiceContext) -> Sequence[str]:
         assert context.temporal is not None, "the errands front door needs Temporal"
@@ -21,7 +24,7 @@ def definition(promise: config.Promise | None = None) -> ServiceDefinition:
             context.temporal,
             ResidentsClient.from_settings(context.settings),
             promise or config.Promise.from_env(),
-            context.settings.temporal_task_queue,
+            task_queue or context.settings.temporal_task_queue,
         )
         errands_pb2_grpc.add_ErrandsServiceServicer_to_server(servicer, server)
         return [errands_pb2.DESCRIPTOR.services_by_name["ErrandsService"].full_name]
