@@ -68,6 +68,13 @@ async def test_medicine_is_requested_offered_accepted_and_delivered_with_proof(
             ),
             metadata=helper,
         )
+        # The app retries the tap: the same request_id gets the same answer.
+        retried = await s.errands.AcceptErrand(
+            pb.AcceptErrandRequest(
+                id=e.id, helper_id=place.volunteer.id, request_id="a1"
+            ),
+            metadata=helper,
+        )
         load_in_hand = await load_of(grids_channel, place.volunteer.id)
         picked = await s.errands.ReportPickedUp(
             pb.ReportPickedUpRequest(id=e.id, helper_id=place.volunteer.id),
@@ -110,6 +117,7 @@ async def test_medicine_is_requested_offered_accepted_and_delivered_with_proof(
     assert e.status == pb.ERRAND_STATUS_WAITING_FOR_HELPER
     assert accepted.errand.status == pb.ERRAND_STATUS_ACCEPTED
     assert accepted.errand.helper_id == place.volunteer.id
+    assert retried == accepted
     assert picked.errand.status == pb.ERRAND_STATUS_PICKED_UP
     assert delivered.errand.status == pb.ERRAND_STATUS_DELIVERED
     assert delivered.errand.delivery_note == "Medicine is at your door."
