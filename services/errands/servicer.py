@@ -39,7 +39,7 @@ from services.common.errors import (
     PermissionDenied,
     Unavailable,
 )
-from services.common.idempotency import run_once
+from services.common.idempotency import keep_answer, recorded_answer, run_once
 from services.common.identity import Caller, caller_of
 from services.common.pagination import decode_token, encode_token, fingerprint
 from services.common.pagination import page_size as clamp_page_size
@@ -404,21 +404,38 @@ class ErrandsServicer(pb_grpc.ErrandsServiceServicer):
         check: Callable[[ErrandRow], None],
         update: Callable[[Any, str | None], Awaitable[Any]],
     ) -> pb.Errand:
-        """Runs a workflow Update once per request_id; answers with the errand."""
+        """Runs a workflow Update once per request_id; answers with the errand.
+
+        No connection is held while the Update runs: its handler records the
+        step through RecordErrandStep, which needs one from the same pool.
+        """
         request_id: str = getattr(request, "request_id", "")
         update_id = f"{method}/{caller.subject}/{request_id}" if request_id else None
         response_type = getattr(pb, f"{method}Response")
-
-        async def act(conn: Connection) -> Any:
-            row = await _errand(conn, errand_id)
-            check(row)
-            handle = self._temporal.get_workflow_handle(workflow_id(errand_id))
-            await _updated(update(handle, update_id))
+        kept = await recorded_answer(
+            self._pool,
+            caller=caller,
+            method=method,
+            request=request,
+            response_type=response_type,
+        )
+        if kept is not None:
+            errand: pb.Errand = kept.errand
+            return errand
+        async with self._pool.acquire() as conn:
+            check(await _errand(conn, errand_id))
+        handle = self._temporal.get_workflow_handle(workflow_id(errand_id))
+        await _updated(update(handle, update_id))
+        async with self._pool.acquire() as conn:
             fresh = await _errand(conn, errand_id)
-            return response_type(errand=errand_proto(fresh))
-
-        answer = await _once(self._pool, caller, method, request, act)
-        errand: pb.Errand = answer.errand
+        answer = await keep_answer(
+            self._pool,
+            caller=caller,
+            method=method,
+            request=request,
+            response=response_type(errand=errand_proto(fresh)),
+        )
+        errand = answer.errand
         return errand
 
     async def _start(self, errand: pb.Errand, *, abandon_on_failure: bool) -> None:

@@ -3,6 +3,8 @@ the real grids and residents services: cancel, drop, a race to accept, bad
 input, breach, and what operators and residents can list."""
 
 import asyncio
+import dataclasses
+from dataclasses import replace
 
 import grpc
 from cloudark.errands.v1 import errands_pb2 as pb
@@ -333,3 +335,34 @@ async def test_lists_show_each_caller_their_own_errands(
     assert sorted(x.id for x in in_grid.errands) == sorted(ids)
     assert not_mine.errands == []
     assert others.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_more_accepts_in_flight_than_database_connections_all_go_through(
+    parts: Parts, temporal_env: WorkflowEnvironment
+) -> None:
+    # Each accept's handler records its step through the same service, so the
+    # front door must not hold a connection while it waits for the Update.
+    place = await town(parts.grids, parts.residents)
+    me = as_resident(place.resident_id)
+    narrow = dataclasses.replace(parts, settings=replace(parts.settings, db_pool_max=2))
+    async with narrow.stack(temporal_env.client) as s:
+        ids = [
+            (
+                await s.errands.RequestErrand(ask(place.resident_id), metadata=me)
+            ).errand.id
+            for _ in range(4)
+        ]
+        for errand_id in ids:
+            await offered_to(s.errands, errand_id, place.worker.id)
+
+        answers = await asyncio.gather(
+            *(
+                s.errands.AcceptErrand(
+                    pb.AcceptErrandRequest(id=errand_id, helper_id=place.worker.id),
+                    metadata=as_helper(place.worker),
+                )
+                for errand_id in ids
+            )
+        )
+
+    assert [a.errand.status for a in answers] == [pb.ERRAND_STATUS_ACCEPTED] * 4
