@@ -366,3 +366,30 @@ async def test_more_accepts_in_flight_than_database_connections_all_go_through(
         )
 
     assert [a.errand.status for a in answers] == [pb.ERRAND_STATUS_ACCEPTED] * 4
+
+
+async def test_cancelling_an_accepted_errand_frees_and_tells_the_helper(
+    parts: Parts, temporal_env: WorkflowEnvironment
+) -> None:
+    place = await town(parts.grids, parts.residents)
+    me = as_resident(place.resident_id)
+    async with parts.stack(temporal_env.client) as s:
+        e = (await s.errands.RequestErrand(ask(place.resident_id), metadata=me)).errand
+        await offered_to(s.errands, e.id, place.worker.id)
+        await s.errands.AcceptErrand(
+            pb.AcceptErrandRequest(id=e.id, helper_id=place.worker.id),
+            metadata=as_helper(place.worker),
+        )
+        cancelled = await s.errands.CancelErrand(
+            pb.CancelErrandRequest(id=e.id), metadata=me
+        )
+        handle = temporal_env.client.get_workflow_handle_for(
+            ErrandWorkflow.run, e.workflow_id
+        )
+        result = await handle.result()
+
+    assert cancelled.errand.status == pb.ERRAND_STATUS_CANCELLED
+    assert result.status == pb.ERRAND_STATUS_CANCELLED
+    assert await load_of(parts.grids, place.worker.id) == 0
+    told = [c for c in parts.fake.about(e.id) if c.reference.endswith("/cancel")]
+    assert [c.staff_ids for c in told] == [[place.worker.person_id]]
