@@ -14,7 +14,7 @@ Every side effect has a key derived from the workflow id and the step
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -48,6 +48,8 @@ IN_HAND = (ACCEPTED, PICKED_UP)
 CLOSED = (DELIVERED, CANCELLED)
 WIDER = staff_pb.RANK_TIER_NEIGHBOURING_GRID_WORKER
 
+# Helpers read times in China Standard Time.
+CHINA = timezone(timedelta(hours=8))
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 RETRY = RetryPolicy(maximum_interval=timedelta(seconds=10))
 KIND_WORDS: dict[int, str] = {
@@ -239,7 +241,8 @@ class ErrandWorkflow:
         key = f"offer-{state.offers}"
         await self._record(pb.STEP_KIND_OFFERED, key, step_helper_id=helper.helper_id)
         kind = KIND_WORDS.get(self._input.kind, "help")
-        due = datetime.fromisoformat(self._input.due_time).strftime("%H:%M UTC")
+        due_time = datetime.fromisoformat(self._input.due_time)
+        due = due_time.astimezone(CHINA).strftime("%H:%M")
         await self._notify(
             key,
             [helper],
