@@ -221,6 +221,12 @@ async def test_bad_input_gets_a_precise_error_and_changes_nothing(
         await s.errands.AcceptErrand(
             pb.AcceptErrandRequest(id=e.id, helper_id=place.worker.id), metadata=worker
         )
+        someone_elses = await call_error(
+            s.errands.ReportPickedUp(
+                pb.ReportPickedUpRequest(id=e.id, helper_id=place.volunteer.id),
+                metadata=as_helper(place.volunteer),
+            )
+        )
         await s.errands.ReportDelivered(
             pb.ReportDeliveredRequest(id=e.id, helper_id=place.worker.id, note="done"),
             metadata=worker,
@@ -242,6 +248,7 @@ async def test_bad_input_gets_a_precise_error_and_changes_nothing(
     assert stranger.code() == grpc.StatusCode.PERMISSION_DENIED
     assert internal.code() == grpc.StatusCode.PERMISSION_DENIED
     assert after_failures == before
+    assert someone_elses.code() == grpc.StatusCode.PERMISSION_DENIED
     assert too_late.code() == FP
     assert "delivered" in (too_late.details() or "")
     assert bad_fields(rated_badly) == ["rating"]

@@ -396,7 +396,7 @@ class ErrandWorkflow:
         if state.status == WAITING:
             raise _refuse("nobody has accepted the errand yet")
         if state.helper is None or state.helper.helper_id != helper_id:
-            raise _refuse("the errand is another helper's")
+            raise _refuse("the errand is another helper's", "PERMISSION_DENIED")
 
     def _step_result(self) -> StepResult:
         helper = self._state.helper
