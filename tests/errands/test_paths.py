@@ -5,6 +5,7 @@ input, breach, and what operators and residents can list."""
 import asyncio
 import dataclasses
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 
 import grpc
 from cloudark.errands.v1 import errands_pb2 as pb
@@ -267,14 +268,26 @@ async def test_breached_errand_is_marked_alerted_and_found_by_operators(
             return (await errand(s.errands, e.id)).breached
 
         await eventually(breached)
-        query = (
-            f"ErrandStatus = 'WAITING_FOR_HELPER' AND Breached = true"
+        # The README's filters for operators, as typed into the Web UI.
+        china = timezone(timedelta(hours=8))
+        midnight = datetime.now(china).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        )
+        breached_today = (
+            f"WorkflowType = 'ErrandWorkflow' AND Breached = true"
             f" AND TownId = '{place.place.town.id}'"
+            f" AND DueTime >= '{midnight.isoformat()}'"
+        )
+        waiting = (
+            "WorkflowType = 'ErrandWorkflow' AND ErrandStatus = 'WAITING_FOR_HELPER'"
+            f" AND VillageId = '{place.place.village.id}'"
         )
 
         async def found() -> bool:
-            ids = [w.id async for w in temporal_env.client.list_workflows(query)]
-            return ids == [e.workflow_id]
+            client = temporal_env.client
+            hits = [w.id async for w in client.list_workflows(breached_today)]
+            idle = [w.id async for w in client.list_workflows(waiting)]
+            return hits == idle == [e.workflow_id]
 
         await eventually(found)
         # It carries on: still offered, and deliverable late.
