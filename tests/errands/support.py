@@ -70,10 +70,14 @@ class FakeNotifications(npb_grpc.NotificationsServiceServicer):
 
     def __init__(self) -> None:
         self.calls: list[Sent] = []
+        # Set by a test to play a notifications outage.
+        self.down = False
 
     async def SendNotification(
         self, request: npb.SendNotificationRequest, context: Any
     ) -> npb.SendNotificationResponse:
+        if self.down:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "down for the test")
         self.calls.append(
             Sent(
                 request.request_id,

@@ -144,3 +144,30 @@ async def test_helper_silent_after_accepting_loses_the_errand(
         pb.STEP_KIND_OFFERED,
     ]
     assert worker_load == 0
+
+
+async def test_errand_goes_on_while_messages_cannot_be_sent(
+    parts: Parts, skipping_env: WorkflowEnvironment
+) -> None:
+    place = await town(parts.grids, parts.residents)
+    me = as_resident(place.resident_id)
+    parts.fake.down = True
+    try:
+        async with parts.stack(skipping_env.client) as s:
+            e = (
+                await s.errands.RequestErrand(ask(place.resident_id), metadata=me)
+            ).errand
+            await offered_to(s.errands, e.id, place.worker.id)
+
+            # The offer cannot reach the worker: once its message is given up
+            # (the offer window), the next helper is asked, and can accept.
+            await skipping_env.sleep(timedelta(seconds=120))
+            await offered_to(s.errands, e.id, place.volunteer.id)
+            accepted = await s.errands.AcceptErrand(
+                pb.AcceptErrandRequest(id=e.id, helper_id=place.volunteer.id),
+                metadata=as_helper(place.volunteer),
+            )
+    finally:
+        parts.fake.down = False
+
+    assert accepted.errand.status == pb.ERRAND_STATUS_ACCEPTED

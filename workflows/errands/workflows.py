@@ -12,9 +12,10 @@ Every side effect has a key derived from the workflow id and the step
 """
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -51,6 +52,8 @@ WIDER = staff_pb.RANK_TIER_NEIGHBOURING_GRID_WORKER
 # Helpers read times in China Standard Time.
 CHINA = timezone(timedelta(hours=8))
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# A message not sent by then is given up (and logged): the errand goes on.
+NOTICE_WITHIN = timedelta(minutes=10)
 RETRY = RetryPolicy(maximum_interval=timedelta(seconds=10))
 KIND_WORDS: dict[int, str] = {
     pb.ERRAND_KIND_MEDICINE: "medicine",
@@ -151,6 +154,8 @@ class ErrandWorkflow:
     def __init__(self) -> None:
         self._data: ErrandInput | None = None
         self._state = ErrandState(status=WAITING, due_at="")
+        # Messages sent in the background; all are awaited before the end.
+        self._pending: list[asyncio.Task[bool]] = []
 
     @workflow.run
     async def run(self, data: ErrandInput) -> ErrandResult:
@@ -173,6 +178,7 @@ class ErrandWorkflow:
             await self._reward()
         # Once closed the watch ends by itself, after a breach in flight.
         await watch
+        await asyncio.gather(*self._pending)
         helper = self._state.helper
         return ErrandResult(
             self._state.status, helper.helper_id if helper else "", self._state.breached
@@ -227,15 +233,16 @@ class ErrandWorkflow:
             state.offered_helper_ids = [c.helper_id for c in batch]
             known = {c.helper_id for c in state.eligible}
             state.eligible += [c for c in batch if c.helper_id not in known]
-            for helper in batch:
-                await self._offer(helper)
-            if await self._wait(
+            sent = [await self._offer(helper) for helper in batch]
+            # Nobody can accept an offer they never got: then ask the next.
+            if any(sent) and await self._wait(
                 lambda: state.status != WAITING, data.offer_window_seconds
             ):
                 return True
         return state.status != WAITING
 
-    async def _offer(self, helper: Candidate) -> None:
+    async def _offer(self, helper: Candidate) -> bool:
+        """Records and sends one offer; False when the message could not go."""
         state = self._state
         state.offers += 1
         key = f"offer-{state.offers}"
@@ -243,12 +250,13 @@ class ErrandWorkflow:
         kind = KIND_WORDS.get(self._input.kind, "help")
         due_time = datetime.fromisoformat(self._input.due_time)
         due = due_time.astimezone(CHINA).strftime("%H:%M")
-        await self._notify(
+        return await self._notify(
             key,
             [helper],
             "Errand offered to you",
             f"A {kind} errand in your area is due by {due}. Accept it in the app.",
             urgent=True,
+            within=timedelta(seconds=self._input.offer_window_seconds),
         )
 
     async def _escalate(self, key: str) -> None:
@@ -303,7 +311,7 @@ class ErrandWorkflow:
         key = f"accept-{state.assignments}"
         await self._record(pb.STEP_KIND_ACCEPTED, key)
         await self._adjust_load(helper, 1, key)
-        await self._tell_resident(key, "A helper accepted your errand")
+        self._tell_resident(key, "A helper accepted your errand")
         return self._step_result()
 
     @accept.validator
@@ -324,7 +332,7 @@ class ErrandWorkflow:
         self._publish_status()
         key = f"pickup-{self._state.assignments}"
         await self._record(pb.STEP_KIND_PICKED_UP, key)
-        await self._tell_resident(key, "Your helper is on the way")
+        self._tell_resident(key, "Your helper is on the way")
         return self._step_result()
 
     @report_picked_up.validator
@@ -347,7 +355,7 @@ class ErrandWorkflow:
             delivery_note=data.note,
             photo_ref=data.photo_ref,
         )
-        await self._tell_resident("deliver", data.note or "Your errand is delivered")
+        self._tell_resident("deliver", data.note or "Your errand is delivered")
         return self._step_result()
 
     @report_delivered.validator
@@ -376,8 +384,13 @@ class ErrandWorkflow:
         await self._record(pb.STEP_KIND_CANCELLED, "cancel", note=data.reason)
         if helper is not None:
             await self._adjust_load(helper, -1, "cancel")
-            await self._notify(
-                "cancel", [helper], "Errand cancelled", "You no longer need to run it."
+            self._later(
+                self._notify(
+                    "cancel",
+                    [helper],
+                    "Errand cancelled",
+                    "You no longer need to run it.",
+                )
             )
         return self._step_result()
 
@@ -475,10 +488,11 @@ class ErrandWorkflow:
         body: str,
         *,
         urgent: bool = False,
-    ) -> None:
+        within: timedelta = NOTICE_WITHIN,
+    ) -> bool:
         residents = [h.person_id for h in helpers if h.kind in RESIDENT_HELPERS]
         staff = [h.person_id for h in helpers if h.kind not in RESIDENT_HELPERS]
-        await self._send(
+        return await self._send(
             SendNotificationInput(
                 title=title,
                 body=body,
@@ -487,20 +501,21 @@ class ErrandWorkflow:
                 resident_ids=residents,
                 staff_ids=staff,
                 urgent=urgent,
-            )
+            ),
+            within,
         )
 
-    async def _tell_resident(self, key: str, body: str) -> None:
-        await self._send(
-            SendNotificationInput(
-                title="Your errand",
-                body=body,
-                reference=f"errand-{self._input.errand_id}/{key}",
-                request_id=self._request_id(f"tell-{key}"),
-                resident_ids=[self._input.resident_id],
-                text_fallback=True,
-            )
+    def _tell_resident(self, key: str, body: str) -> None:
+        """Tells the resident in the background: the step does not wait for it."""
+        message = SendNotificationInput(
+            title="Your errand",
+            body=body,
+            reference=f"errand-{self._input.errand_id}/{key}",
+            request_id=self._request_id(f"tell-{key}"),
+            resident_ids=[self._input.resident_id],
+            text_fallback=True,
         )
+        self._later(self._send(message, NOTICE_WITHIN))
 
     async def _alert_supervisors(self, key: str, title: str, body: str) -> None:
         grid_id = self._input.ancestor_ids[-1] if self._input.ancestor_ids else ""
@@ -520,14 +535,15 @@ class ErrandWorkflow:
             return
         await self._notify(f"alert-{key}", found.supervisors, title, body, urgent=True)
 
-    async def _send(self, data: SendNotificationInput) -> None:
-        # A message refused for good (say, an unknown recipient) must not stop
-        # the errand; retryable failures are retried until they pass.
+    async def _send(self, data: SendNotificationInput, within: timedelta) -> bool:
+        # A message refused for good (say, an unknown recipient) or not sent
+        # within its time must not stop the errand; until then it is retried.
         try:
             await workflow.execute_activity_method(
                 ErrandActivities.send_notification,
                 data,
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
+                schedule_to_close_timeout=within,
                 retry_policy=RETRY,
             )
         except ActivityError as error:
@@ -537,6 +553,11 @@ class ErrandWorkflow:
                 data.reference,
                 error.cause,
             )
+            return False
+        return True
+
+    def _later(self, message: Coroutine[Any, Any, bool]) -> None:
+        self._pending.append(asyncio.create_task(message))
 
     async def _adjust_load(self, helper: Candidate, delta: int, key: str) -> None:
         await workflow.execute_activity_method(
@@ -573,6 +594,7 @@ class ErrandWorkflow:
             workflow.info().is_continue_as_new_suggested()
             and workflow.all_handlers_finished()
             and not breaching
+            and all(task.done() for task in self._pending)
         )
 
     async def _wait(self, condition: Callable[[], bool], seconds: float) -> bool:
