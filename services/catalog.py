@@ -3,6 +3,7 @@
 
 from services.casework.server import DEFINITION as CASEWORK
 from services.common.server import ServiceDefinition
+from services.errands.server import DEFINITION as ERRANDS
 from services.grids.server import DEFINITION as GRIDS
 from services.merchants.server import DEFINITION as MERCHANTS
 from services.notifications.server import DEFINITION as NOTIFICATIONS
@@ -13,5 +14,6 @@ DEFINITIONS: list[ServiceDefinition] = [
     RESIDENTS,
     NOTIFICATIONS,
     MERCHANTS,
+    ERRANDS,
     CASEWORK,
 ]

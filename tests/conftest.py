@@ -26,6 +26,7 @@ from services.common import db
 from services.common.config import ROOT, Settings
 from services.common.identity import Caller, Role
 from services.common.server import RunningService, start_service
+from services.errands.server import DEFINITION as ERRANDS
 from services.grids.server import DEFINITION as GRIDS
 from services.merchants.server import DEFINITION as MERCHANTS
 from services.notifications.server import DEFINITION as NOTIFICATIONS
@@ -225,6 +226,7 @@ async def casework_service(
         yield stack.service
 
 
+@pytest.fixture(scope="session")
 async def merchants_service(
     settings: Settings,
     grids_service: RunningService,
@@ -286,3 +288,25 @@ async def merchants_stack(
         for channel in channels.values():
             await channel.close()
         await service.stop(grace=1)
+
+
+@pytest.fixture(scope="session")
+async def errands_service(
+    settings: Settings,
+    residents_service: RunningService,
+    temporal_env: WorkflowEnvironment,
+) -> AsyncIterator[RunningService]:
+    """The errands front door, on the session's Temporal dev server and residents."""
+    saved = os.environ.get("CLOUDARK_RESIDENTS_ADDRESS")
+    os.environ["CLOUDARK_RESIDENTS_ADDRESS"] = f"127.0.0.1:{residents_service.port}"
+    try:
+        service = await start_service(
+            ERRANDS, settings, port=0, temporal=temporal_env.client
+        )
+    finally:
+        if saved is None:
+            del os.environ["CLOUDARK_RESIDENTS_ADDRESS"]
+        else:
+            os.environ["CLOUDARK_RESIDENTS_ADDRESS"] = saved
+    yield service
+    await service.stop(grace=1)

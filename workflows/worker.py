@@ -23,6 +23,9 @@ from workflows.casework.activities import CaseworkActivities
 from workflows.casework.workflows import CaseWorkflow
 from workflows.city.activities import CityActivities
 from workflows.city.workflows import LoadCityWorkflow
+from workflows.errands.activities import ERRAND_SERVICES, ErrandActivities
+from workflows.errands.workflows import ErrandWorkflow
+from workflows.messaging import MessagingActivities
 from workflows.notifications.activities import NotificationActivities
 from workflows.notifications.workflows import FallbackWorkflow, NotificationWorkflow
 from workflows.redemption.activities import RedemptionActivities
@@ -37,9 +40,10 @@ WORKFLOWS: Sequence[type] = [
     FallbackWorkflow,
     CaseWorkflow,
     RedemptionWorkflow,
+    ErrandWorkflow,
 ]
 # The services the activities call.
-CHANNELS = ("grids", "residents", "notifications", "merchants")
+CHANNELS = ("grids", "residents", "notifications", "merchants", "errands")
 
 
 def activities(channels: dict[str, grpc.aio.Channel]) -> list[Any]:
@@ -60,15 +64,19 @@ def activities(channels: dict[str, grpc.aio.Channel]) -> list[Any]:
             redemption.settle_redemption,
         ]
     if {"grids", "residents", "notifications"} <= channels.keys():
-        cases = CaseworkActivities(
-            channels["grids"], channels["residents"], channels["notifications"]
-        )
+        cases = CaseworkActivities(channels["grids"])
         found += [
             cases.append_case_step,
             cases.find_grid_worker,
-            cases.send_notification,
-            cases.earn_points,
         ]
+    if {"notifications", "residents"} <= channels.keys():
+        messaging = MessagingActivities(
+            channels["notifications"], channels["residents"]
+        )
+        found += [messaging.send_notification, messaging.earn_points]
+    # Tests give only the channels their workflows need.
+    if channels.keys() >= ERRAND_SERVICES:
+        found += ErrandActivities(channels).all()
     return found
 
 

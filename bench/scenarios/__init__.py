@@ -7,4 +7,5 @@ SCENARIOS: list[str] = [
     "residents",
     "notifications",
     "redemptions",
+    "errands",
 ]

@@ -27,7 +27,14 @@ from workflows.city.workflows import LoadCityInput, LoadCityResult, LoadCityWork
 
 log = logging.getLogger(__name__)
 
-SERVICES = ["grids", "residents", "notifications", "merchants", "casework"]
+SERVICES = [
+    "grids",
+    "residents",
+    "notifications",
+    "merchants",
+    "errands",
+    "casework",
+]
 CITY_SIZES = {"demo": DEMO, "full": FULL}
 
 

@@ -100,3 +100,70 @@ def _fingerprint(request: Message) -> bytes:
     copy.CopyFrom(request)
     copy.ClearField("request_id")
     return hashlib.sha256(copy.SerializeToString(deterministic=True)).digest()
+
+
+# For actions that must not hold a transaction open while they run, such as
+# a workflow Update whose handler writes through another RPC of the same
+# service: look the answer up first, act, then keep the answer. Concurrent
+# retries may both act, so the action must be idempotent itself (an Update
+# id derived from the request_id is).
+
+
+async def recorded_answer(
+    pool: asyncpg.Pool,
+    *,
+    caller: Caller,
+    method: str,
+    request: Message,
+    response_type: type[ResponseT],
+) -> ResponseT | None:
+    """The answer kept for this request_id, or None when there is none yet."""
+    request_id: str = getattr(request, "request_id", "")
+    if not request_id:
+        return None
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT request_hash, response FROM idempotency_keys"
+            " WHERE caller = $1 AND method = $2 AND request_id = $3",
+            caller.subject,
+            method,
+            request_id,
+        )
+    if row is None or row["response"] is None:
+        return None
+    if row["request_hash"] != _fingerprint(request):
+        raise InvalidArgument.field(
+            "request_id", "was already used for a different request"
+        )
+    return response_type.FromString(row["response"])
+
+
+async def keep_answer(
+    pool: asyncpg.Pool,
+    *,
+    caller: Caller,
+    method: str,
+    request: Message,
+    response: ResponseT,
+) -> ResponseT:
+    """Keeps the answer for this request_id; returns the first one kept."""
+    request_id: str = getattr(request, "request_id", "")
+    if not request_id:
+        return response
+    digest = _fingerprint(request)
+    async with pool.acquire() as conn, conn.transaction():
+        kept = await conn.fetchval(
+            "INSERT INTO idempotency_keys"
+            " (caller, method, request_id, request_hash, response)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true",
+            caller.subject,
+            method,
+            request_id,
+            digest,
+            response.SerializeToString(deterministic=True),
+        )
+        if kept:
+            return response
+        return await _first_answer(
+            conn, caller, method, request_id, digest, type(response)
+        )

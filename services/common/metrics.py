@@ -18,6 +18,7 @@ METRICS_PORTS = {
     "gateway": 9105,
     "codec": 9106,
     "casework": 9108,
+    "errands": 9107,
 }
 
 RPC_HANDLED = Counter(

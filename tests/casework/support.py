@@ -34,12 +34,13 @@ from services.common.server import RunningService, start_service
 from tests.conftest import OPERATOR
 from tests.residents import support as people
 from workflows import search_attributes
-from workflows.casework.activities import (
-    CaseworkActivities,
+from workflows.casework.activities import CaseworkActivities
+from workflows.casework.workflows import CaseWorkflow
+from workflows.messaging import (
+    MessagingActivities,
     SendNotificationInput,
     SendNotificationResult,
 )
-from workflows.casework.workflows import CaseWorkflow
 
 AS_OPERATOR = OPERATOR.metadata()
 
@@ -83,7 +84,7 @@ class Stack:
     def worker(self, *, cached: bool = True) -> Worker:
         """A worker; uncached, it leaves no sticky queue behind when it stops,
         so a successor takes over at once."""
-        real = CaseworkActivities(self.grids, self.residents, self.grids)
+        real = CaseworkActivities(self.grids)
         return Worker(
             self.client,
             task_queue=self.queue,
@@ -92,7 +93,7 @@ class Stack:
             activities=[
                 real.append_case_step,
                 real.find_grid_worker,
-                real.earn_points,
+                MessagingActivities(self.grids, self.residents).earn_points,
                 self.outbox.send_notification,
             ],
         )

@@ -18,7 +18,6 @@ OVERLAYS = overlays()
 # Roles whose code is being written in parallel (#5 to #10): their
 # commands are in the manifests before their modules exist.
 PENDING = {
-    "services.errands.server",
     "services.care.server",
 }
 

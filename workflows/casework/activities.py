@@ -1,17 +1,13 @@
 """Activities of the case follow-up: the grids record and staff, points,
 and notifications, each called with an idempotency key from the workflow."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import grpc
 from cloudark.grids.v1 import cases_pb2 as cases_pb
 from cloudark.grids.v1 import cases_pb2_grpc as cases_grpc
 from cloudark.grids.v1 import staff_pb2 as staff_pb
 from cloudark.grids.v1 import staff_pb2_grpc as staff_grpc
-from cloudark.notifications.v1 import notifications_pb2 as notifications_pb
-from cloudark.notifications.v1 import notifications_pb2_grpc as notifications_grpc
-from cloudark.residents.v1 import residents_pb2 as residents_pb
-from cloudark.residents.v1 import residents_pb2_grpc as residents_grpc
 from temporalio import activity
 
 from workflows.rpc import CALL_TIMEOUT, METADATA, activity_error
@@ -46,44 +42,10 @@ class FindWorkerResult:
     supervisor_person_id: str
 
 
-@dataclass
-class SendNotificationInput:
-    request_id: str
-    # Where it came from, e.g. "case-<id>/004-assigned".
-    reference: str
-    title: str
-    body: str
-    resident_ids: list[str] = field(default_factory=list)
-    staff_ids: list[str] = field(default_factory=list)
-
-
-@dataclass
-class SendNotificationResult:
-    notification_id: str
-
-
-@dataclass
-class EarnPointsInput:
-    resident_id: str
-    request_id: str
-
-
-@dataclass
-class EarnPointsResult:
-    points: int
-
-
 class CaseworkActivities:
-    def __init__(
-        self,
-        grids: grpc.aio.Channel,
-        residents: grpc.aio.Channel,
-        notifications: grpc.aio.Channel,
-    ) -> None:
+    def __init__(self, grids: grpc.aio.Channel) -> None:
         self._cases = cases_grpc.CasesServiceStub(grids)
         self._staff = staff_grpc.StaffServiceStub(grids)
-        self._residents = residents_grpc.ResidentsServiceStub(residents)
-        self._notifications = notifications_grpc.NotificationsServiceStub(notifications)
 
     @activity.defn
     async def append_case_step(self, data: AppendStepInput) -> AppendStepResult:
@@ -155,42 +117,3 @@ class CaseworkActivities:
             timeout=CALL_TIMEOUT,
         )
         return reply.helper.person_id
-
-    @activity.defn
-    async def send_notification(
-        self, data: SendNotificationInput
-    ) -> SendNotificationResult:
-        """Tells residents or staff in their app; once per request_id."""
-        request = notifications_pb.SendNotificationRequest(
-            title=data.title,
-            body=data.body,
-            audience=notifications_pb.Audience(
-                resident_ids=data.resident_ids, staff_ids=data.staff_ids
-            ),
-            urgency=notifications_pb.URGENCY_NORMAL,
-            reference=data.reference,
-            request_id=data.request_id,
-        )
-        try:
-            reply = await self._notifications.SendNotification(
-                request, metadata=METADATA, timeout=CALL_TIMEOUT
-            )
-        except grpc.aio.AioRpcError as error:
-            raise activity_error(error) from error
-        return SendNotificationResult(notification_id=reply.notification.id)
-
-    @activity.defn
-    async def earn_points(self, data: EarnPointsInput) -> EarnPointsResult:
-        """Credits a confirmed tip-off to the resident who sent it, once."""
-        request = residents_pb.EarnPointsRequest(
-            resident_id=data.resident_id,
-            activity=residents_pb.ACTIVITY_CONFIRMED_TIP_OFF,
-            request_id=data.request_id,
-        )
-        try:
-            reply = await self._residents.EarnPoints(
-                request, metadata=METADATA, timeout=CALL_TIMEOUT
-            )
-        except grpc.aio.AioRpcError as error:
-            raise activity_error(error) from error
-        return EarnPointsResult(points=reply.entry.points)

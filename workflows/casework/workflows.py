@@ -26,12 +26,16 @@ with workflow.unsafe.imports_passed_through():
     from workflows.casework.activities import (
         AppendStepInput,
         CaseworkActivities,
-        EarnPointsInput,
         FindWorkerInput,
         FindWorkerResult,
-        SendNotificationInput,
     )
     from workflows.casework.steps import CaseRules, CaseState, Refusal
+    from workflows.messaging import (
+        CONFIRMED_TIP_OFF,
+        EarnPointsInput,
+        MessagingActivities,
+        SendNotificationInput,
+    )
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
@@ -426,8 +430,8 @@ class CaseWorkflow:
         request_id = f"{workflow.info().workflow_id}/tip-off-points"
         try:
             await workflow.execute_activity_method(
-                CaseworkActivities.earn_points,
-                EarnPointsInput(self._data.reporter_id, request_id),
+                MessagingActivities.earn_points,
+                EarnPointsInput(self._data.reporter_id, request_id, CONFIRMED_TIP_OFF),
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
                 retry_policy=RETRY,
             )
@@ -709,7 +713,7 @@ class CaseWorkflow:
     async def _send(self, message: SendNotificationInput) -> None:
         try:
             await workflow.execute_activity_method(
-                CaseworkActivities.send_notification,
+                MessagingActivities.send_notification,
                 message,
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
                 # A message still undelivered after a day is news no more.

@@ -1,0 +1,1 @@
+"""The errands front door: the fifteen-minute promise (issue #7)."""
