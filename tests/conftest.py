@@ -21,6 +21,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from deploy.embedded.temporal import temporal_binary
+from services.care.server import DEFINITION as CARE
 from services.common import db
 from services.common.config import ROOT, Settings
 from services.common.identity import Caller, Role
@@ -125,6 +126,36 @@ async def residents_channel(
     address = f"127.0.0.1:{residents_service.port}"
     async with grpc.aio.insecure_channel(address) as channel:
         yield channel
+
+
+@pytest.fixture(scope="session")
+async def care_service(
+    settings: Settings,
+    grids_service: RunningService,
+    residents_service: RunningService,
+    temporal_env: WorkflowEnvironment,
+) -> AsyncIterator[RunningService]:
+    """The care service on the session's grids, residents and Temporal dev
+    server. Workflow tests start their own (tests/care/support.py), on their
+    own task queue and Temporal environment."""
+    addresses = {
+        "CLOUDARK_GRIDS_ADDRESS": f"127.0.0.1:{grids_service.port}",
+        "CLOUDARK_RESIDENTS_ADDRESS": f"127.0.0.1:{residents_service.port}",
+    }
+    saved = {key: os.environ.get(key) for key in addresses}
+    os.environ.update(addresses)
+    try:
+        service = await start_service(
+            CARE, settings, port=0, temporal=temporal_env.client
+        )
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                del os.environ[key]
+            else:
+                os.environ[key] = value
+    yield service
+    await service.stop(grace=1)
 
 
 @pytest.fixture(scope="session")

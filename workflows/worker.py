@@ -19,17 +19,42 @@ from services.common.logs import configure_logging
 from services.common.metrics import serve_metrics
 from services.common.temporal import connect_temporal
 from services.common.tracing import setup_tracing
+from workflows.care.activities import CareActivities
+from workflows.care.workflows import (
+    AreaModeWorkflow,
+    CampaignWorkflow,
+    SquadWorkflow,
+)
 from workflows.city.activities import CityActivities
 from workflows.city.workflows import LoadCityWorkflow
 from workflows.rpc import channel_to
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS: Sequence[type] = [LoadCityWorkflow]
+WORKFLOWS: Sequence[type] = [
+    LoadCityWorkflow,
+    SquadWorkflow,
+    AreaModeWorkflow,
+    CampaignWorkflow,
+]
+CARE_CHANNELS = ("care", "grids", "notifications")
 
 
 def activities(channels: dict[str, grpc.aio.Channel]) -> list[Any]:
-    return [CityActivities(channels["grids"]).create_subtree]
+    found: list[Any] = [CityActivities(channels["grids"]).create_subtree]
+    # Tests of one story may pass only the channels that story needs.
+    if all(name in channels for name in CARE_CHANNELS):
+        care = CareActivities(*(channels[name] for name in CARE_CHANNELS))
+        found += [
+            care.load_squad_schedule,
+            care.reassign_unavailable,
+            care.send_care_notification,
+            care.list_villages,
+            care.signal_squads,
+            care.enroll_village,
+            care.get_campaign_progress,
+        ]
+    return found
 
 
 def build_worker(
@@ -57,7 +82,8 @@ def sdk_metrics_runtime() -> Runtime | None:
 async def _run() -> None:
     settings = Settings.from_env()
     client = await connect_temporal(settings, runtime=sdk_metrics_runtime())
-    channels = {name: channel_to(name, settings) for name in ("grids",)}
+    names = ("grids", "care", "notifications")
+    channels = {name: channel_to(name, settings) for name in names}
     worker = build_worker(client, settings.temporal_task_queue, channels)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,0 +1,297 @@
+"""CareService through real servers: plans, visits, due lists, bad input."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import pytest
+from cloudark.care.v1 import care_pb2 as pb
+from cloudark.care.v1 import care_pb2_grpc as pb_grpc
+from cloudark.grids.v1 import cases_pb2 as cpb
+from cloudark.grids.v1 import cases_pb2_grpc as cpb_grpc
+from cloudark.residents.v1 import residents_pb2_grpc as rpb_grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from services.common.server import RunningService
+from tests.care.support import (
+    AS_OPERATOR,
+    ILL,
+    Village,
+    assign,
+    recipient,
+    squad,
+    village,
+)
+from tests.helpers import bad_fields, call_error, rich_status
+from tests.residents.support import household, resident
+
+
+@pytest.fixture
+async def care(
+    care_service: RunningService,
+) -> pb_grpc.CareServiceAsyncStub:
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{care_service.port}")
+    return pb_grpc.CareServiceStub(channel)
+
+
+async def fresh_village(grids: grpc.aio.Channel) -> Village:
+    from cloudark.grids.v1 import grids_pb2 as gpb
+
+    from tests.care.support import _area
+
+    city = await _area(grids, gpb.AREA_KIND_CITY, "")
+    town = await _area(grids, gpb.AREA_KIND_TOWN, city.id)
+    return await village(grids, town.id)
+
+
+def precondition_subject(error: grpc.aio.AioRpcError) -> str:
+    from google.rpc import error_details_pb2
+
+    for detail in rich_status(error).details:
+        failure = error_details_pb2.PreconditionFailure()
+        if detail.Unpack(failure):
+            return failure.violations[0].subject
+    return ""
+
+
+async def test_a_plan_names_squad_member_frequency_needs_and_contact(
+    care: pb_grpc.CareServiceAsyncStub,
+    grids_channel: grpc.aio.Channel,
+    residents_channel: grpc.aio.Channel,
+) -> None:
+    place = await fresh_village(grids_channel)
+    team = await squad(grids_channel, place.area.id)
+    person = await recipient(residents_channel, place.micro_grid)
+
+    created = await assign(care, person, team, team.member_ids[0])
+    reply = await care.SetCarePlan(
+        pb.SetCarePlanRequest(
+            recipient_id=person,
+            visit_every_days=10,
+            regular_needs=[pb.RegularNeed(kind=pb.NEED_KIND_MEDICINE, every_days=14)],
+            contact=pb.ContactPreferences(
+                channel=pb.CONTACT_CHANNEL_PHONE_CALL, from_minute=540, to_minute=1080
+            ),
+            request_id="plan-1",
+        ),
+        metadata=AS_OPERATOR,
+    )
+    fetched = await care.GetCarePlan(
+        pb.GetCarePlanRequest(recipient_id=person), metadata=AS_OPERATOR
+    )
+
+    assert created.visit_every_days == 7
+    assert created.lives_alone
+    assert (created.village_id, created.micro_grid_id) == (
+        place.area.id,
+        place.micro_grid.id,
+    )
+    plan = fetched.plan
+    assert plan == reply.plan
+    assert (plan.squad_id, plan.member_id) == (team.id, team.member_ids[0])
+    assert plan.visit_every_days == 10
+    assert [(n.kind, n.every_days) for n in plan.regular_needs] == [
+        (pb.NEED_KIND_MEDICINE, 14)
+    ]
+    assert plan.contact.channel == pb.CONTACT_CHANNEL_PHONE_CALL
+
+
+async def test_due_list_holds_visits_and_deliveries_and_a_visit_moves_them(
+    care: pb_grpc.CareServiceAsyncStub,
+    grids_channel: grpc.aio.Channel,
+    residents_channel: grpc.aio.Channel,
+) -> None:
+    place = await fresh_village(grids_channel)
+    team = await squad(grids_channel, place.area.id)
+    person = await recipient(residents_channel, place.micro_grid)
+    await assign(care, person, team, team.member_ids[0])
+    await care.SetCarePlan(
+        pb.SetCarePlanRequest(
+            recipient_id=person,
+            visit_every_days=3,
+            regular_needs=[pb.RegularNeed(kind=pb.NEED_KIND_MEDICINE, every_days=2)],
+        ),
+        metadata=AS_OPERATOR,
+    )
+    until = Timestamp()
+    until.FromDatetime(datetime.now(UTC) + timedelta(days=5))
+
+    before = await care.ListDueVisits(
+        pb.ListDueVisitsRequest(squad_id=team.id, until=until), metadata=AS_OPERATOR
+    )
+    await care.RecordVisit(
+        pb.RecordVisitRequest(
+            recipient_id=person,
+            member_id=team.member_ids[1],
+            outcome=pb.VISIT_OUTCOME_DONE,
+            delivered_needs=[pb.NEED_KIND_MEDICINE],
+        ),
+        metadata=AS_OPERATOR,
+    )
+    after = await care.ListDueVisits(
+        pb.ListDueVisitsRequest(squad_id=team.id, until=until), metadata=AS_OPERATOR
+    )
+
+    assert [(i.kind, i.need) for i in before.items] == [
+        (pb.DUE_KIND_DELIVERY, pb.NEED_KIND_MEDICINE),
+        (pb.DUE_KIND_VISIT, 0),
+    ]
+    assert before.area_mode.mode == 1  # peacetime
+    # Visited and delivered now: both come due again two and three days on.
+    moved = {(i.kind, i.need): i.due_time.ToDatetime() for i in after.items}
+    for item in before.items:
+        assert moved[(item.kind, item.need)] > item.due_time.ToDatetime()
+    assert len(after.items) == 2
+
+
+async def test_a_visit_finding_the_recipient_in_need_opens_one_case(
+    care: pb_grpc.CareServiceAsyncStub,
+    grids_channel: grpc.aio.Channel,
+    residents_channel: grpc.aio.Channel,
+) -> None:
+    place = await fresh_village(grids_channel)
+    team = await squad(grids_channel, place.area.id)
+    person = await recipient(residents_channel, place.micro_grid)
+    await assign(care, person, team, team.member_ids[0])
+    request = pb.RecordVisitRequest(
+        recipient_id=person,
+        member_id=team.member_ids[0],
+        outcome=pb.VISIT_OUTCOME_NEEDS_HELP,
+        help=pb.HelpNeeded(
+            category=cpb.CASE_CATEGORY_SAFETY_FIRE,
+            description="Heater cable without conduit beside the bed",
+        ),
+        request_id="visit-help-1",
+    )
+
+    first = await care.RecordVisit(request, metadata=AS_OPERATOR)
+    again = await care.RecordVisit(request, metadata=AS_OPERATOR)
+    case = await cpb_grpc.CasesServiceStub(grids_channel).GetCase(
+        cpb.GetCaseRequest(id=first.visit.case_id), metadata=AS_OPERATOR
+    )
+
+    assert first.visit.case_id
+    assert again == first
+    assert case.case.micro_grid_id == place.micro_grid.id
+    assert case.case.category == cpb.CASE_CATEGORY_SAFETY_FIRE
+    assert first.plan.last_visit_time == first.visit.visit_time
+
+
+async def test_recipient_not_on_the_roster_is_failed_precondition(
+    care: pb_grpc.CareServiceAsyncStub,
+    grids_channel: grpc.aio.Channel,
+    residents_channel: grpc.aio.Channel,
+) -> None:
+    place = await fresh_village(grids_channel)
+    team = await squad(grids_channel, place.area.id)
+    stub = rpb_grpc.ResidentsServiceStub(residents_channel)
+    home = await household(stub, place.micro_grid)
+    neighbour = await resident(stub, home.id)
+
+    error = await call_error(assign(care, neighbour.id, team, team.member_ids[0]))
+    missing = await call_error(
+        assign(care, "7a9e0c1e-0000-4000-8000-000000000000", team, team.member_ids[0])
+    )
+
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert precondition_subject(error) == "recipient_id"
+    assert "roster" in (error.details() or "")
+    assert missing.code() == grpc.StatusCode.NOT_FOUND
+    assert "recipient_id" in (missing.details() or "")
+
+
+async def test_squad_from_another_village_is_failed_precondition(
+    care: pb_grpc.CareServiceAsyncStub,
+    grids_channel: grpc.aio.Channel,
+    residents_channel: grpc.aio.Channel,
+) -> None:
+    place = await fresh_village(grids_channel)
+    elsewhere = await village(grids_channel, place.area.parent_id)
+    team = await squad(grids_channel, elsewhere.area.id)
+    person = await recipient(residents_channel, place.micro_grid, ILL)
+
+    error = await call_error(assign(care, person, team, team.member_ids[0]))
+    not_a_member = await call_error(
+        care.AssignRecipient(
+            pb.AssignRecipientRequest(
+                recipient_id=person,
+                squad_id="3d1f7a52-1111-4111-8111-111111111111",
+                member_id=team.member_ids[0],
+            ),
+            metadata=AS_OPERATOR,
+        )
+    )
+    plan = await call_error(
+        care.GetCarePlan(
+            pb.GetCarePlanRequest(recipient_id=person), metadata=AS_OPERATOR
+        )
+    )
+
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert precondition_subject(error) == "squad_id"
+    assert not_a_member.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert precondition_subject(not_a_member) == "member_id"
+    assert plan.code() == grpc.StatusCode.NOT_FOUND  # nothing was created
+
+
+async def test_a_plan_with_zero_frequency_names_the_bad_fields(
+    care: pb_grpc.CareServiceAsyncStub,
+    grids_channel: grpc.aio.Channel,
+    residents_channel: grpc.aio.Channel,
+) -> None:
+    place = await fresh_village(grids_channel)
+    team = await squad(grids_channel, place.area.id)
+    person = await recipient(residents_channel, place.micro_grid)
+    await assign(care, person, team, team.member_ids[0])
+
+    error = await call_error(
+        care.SetCarePlan(
+            pb.SetCarePlanRequest(
+                recipient_id=person,
+                visit_every_days=0,
+                regular_needs=[
+                    pb.RegularNeed(kind=pb.NEED_KIND_MEDICINE, every_days=0),
+                    pb.RegularNeed(kind=pb.NEED_KIND_MEDICINE, every_days=14),
+                ],
+                contact=pb.ContactPreferences(from_minute=1440),
+            ),
+            metadata=AS_OPERATOR,
+        )
+    )
+    plan = await care.GetCarePlan(
+        pb.GetCarePlanRequest(recipient_id=person), metadata=AS_OPERATOR
+    )
+
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert sorted(bad_fields(error)) == [
+        "contact.from_minute",
+        "regular_needs[0].every_days",
+        "regular_needs[1].kind",
+        "visit_every_days",
+    ]
+    assert plan.plan.visit_every_days == 7
+
+
+async def test_bad_visits_name_their_fields(
+    care: pb_grpc.CareServiceAsyncStub,
+) -> None:
+    error = await call_error(
+        care.RecordVisit(
+            pb.RecordVisitRequest(
+                recipient_id="x",
+                outcome=pb.VISIT_OUTCOME_NOT_AT_HOME,
+                delivered_needs=[pb.NEED_KIND_MEALS],
+                help=pb.HelpNeeded(description="?"),
+            ),
+            metadata=AS_OPERATOR,
+        )
+    )
+
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert sorted(bad_fields(error)) == [
+        "delivered_needs",
+        "help",
+        "member_id",
+        "recipient_id",
+    ]
