@@ -17,6 +17,8 @@ from pathlib import Path
 
 import grpc
 import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -179,12 +181,29 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """Temporal's time-skipping test server, for workflows with long timers."""
+    env = await start_time_skipping()
+    yield env
+    await env.shutdown()
+
+
+async def start_time_skipping() -> WorkflowEnvironment:
+    """A time-skipping test server that knows our custom search attributes."""
     binary = Path(sys.executable).with_name("temporal-test-server")
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(binary), data_converter=data_converter()
     )
-    yield env
-    await env.shutdown()
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.Value(
+                    f"INDEXED_VALUE_TYPE_{key.indexed_value_type.name}"
+                )
+                for key in search_attributes.ALL
+            },
+        )
+    )
+    return env
 
 
 @pytest.fixture
