@@ -440,7 +440,7 @@ class CareServicer(pb_grpc.CareServiceServicer):
                 CampaignInput(
                     campaign_id=str(campaign_id),
                     village_ids=[str(v) for v in village_ids],
-                    due_time=due_time,
+                    due_time=due_time.isoformat(),
                 ),
                 workflow_id,
                 [SearchAttributePair(sa.DUE_TIME, due_time)],

@@ -60,7 +60,7 @@ class FakeNotifications(npb_grpc.NotificationsServiceServicer):
 
 @asynccontextmanager
 async def fake_notifications() -> AsyncIterator[tuple[FakeNotifications, int]]:
-    servicer = FakeNotifications()
+    servicer = FakeNotifications()  # type: ignore[abstract]
     server = grpc.aio.server()
     npb_grpc.add_NotificationsServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")

@@ -51,7 +51,7 @@ def precondition_subject(error: grpc.aio.AioRpcError) -> str:
     for detail in rich_status(error).details:
         failure = error_details_pb2.PreconditionFailure()
         if detail.Unpack(failure):
-            return failure.violations[0].subject
+            return str(failure.violations[0].subject)
     return ""
 
 

@@ -15,6 +15,7 @@ from cloudark.grids.v1 import staff_pb2 as spb
 from cloudark.grids.v1 import staff_pb2_grpc as spb_grpc
 from cloudark.notifications.v1 import notifications_pb2 as npb
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from services.common.config import Settings
@@ -50,22 +51,23 @@ async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
-async def settled(
-    client: Client, team: Squad, mode: str, visits: int
-) -> SquadSchedule:
+async def settled(client: Client, team: Squad, mode: str, visits: int) -> SquadSchedule:
     """The squad's schedule once it shows the mode and its visits (60 s at most)."""
     handle = client.get_workflow_handle(squad_workflow_id(team.id))
     view = None
     for _ in range(300):
         try:
             view = await handle.query(SquadWorkflow.schedule, SquadScheduleQuery())
-        except Exception:  # noqa: BLE001 — not started or no task yet
+        except RPCError:  # not started, or its first task not run yet
             view = None
-        if view and view.mode == mode:
-            if sum(1 for i in view.items if i.kind == pb.DUE_KIND_VISIT) == visits:
-                return view
+        if view and view.mode == mode and _visits(view) == visits:
+            return view
         await asyncio.sleep(0.2)
     raise AssertionError(f"squad {team.id} did not reach {mode}: {view}")
+
+
+def _visits(view: SquadSchedule) -> int:
+    return sum(1 for i in view.items if i.kind == pb.DUE_KIND_VISIT)
 
 
 async def stop(client: Client, *squads: Squad) -> None:
@@ -74,10 +76,14 @@ async def stop(client: Client, *squads: Squad) -> None:
         await client.get_workflow_handle(squad_workflow_id(team.id)).terminate()
 
 
-async def switch(stack: CareStack, area_id: str, mode: int) -> pb.SwitchAreaModeResponse:
+async def switch(
+    stack: CareStack, area_id: str, mode: int
+) -> pb.SwitchAreaModeResponse:
     reply = await stack.care.SwitchAreaMode(
         pb.SwitchAreaModeRequest(
-            area_id=area_id, mode=mode, reason="epidemic wave"  # type: ignore[arg-type]
+            area_id=area_id,
+            mode=mode,  # type: ignore[arg-type]
+            reason="epidemic wave",
         ),
         metadata=AS_OPERATOR,
     )

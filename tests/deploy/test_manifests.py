@@ -22,7 +22,6 @@ PENDING = {
     "services.merchants.server",
     "services.errands.server",
     "services.casework.server",
-    "services.care.server",
 }
 
 

@@ -56,7 +56,12 @@ BATCHES_IN_FLIGHT = 4
 CAMPAIGN_POLL = timedelta(hours=1)
 
 CALL = RetryPolicy(maximum_interval=timedelta(minutes=1))
-TIMEOUT = timedelta(minutes=2)
+# One or a few calls of a few seconds each; short, so a lost worker's task
+# is retried elsewhere soon.
+TIMEOUT = timedelta(seconds=30)
+# Activities that walk many villages or roster pages heartbeat as they go.
+LONG_TIMEOUT = timedelta(minutes=10)
+HEARTBEAT = timedelta(seconds=20)
 
 
 def mode_name(mode: int) -> str:
@@ -330,7 +335,8 @@ class AreaModeWorkflow:
                         SignalSquadsInput(
                             village_ids=batch, mode=data.mode, switch_id=data.switch_id
                         ),
-                        start_to_close_timeout=TIMEOUT,
+                        start_to_close_timeout=LONG_TIMEOUT,
+                        heartbeat_timeout=HEARTBEAT,
                         retry_policy=CALL,
                     )
                     for batch in batches[start : start + BATCHES_IN_FLIGHT]
@@ -354,7 +360,8 @@ class AreaModeWorkflow:
 class CampaignInput:
     campaign_id: str
     village_ids: list[str]
-    due_time: datetime
+    # ISO 8601: the sandbox's datetime class is not the payload converter's.
+    due_time: str
     # Carried across continue-as-new.
     enrolled: list[str] = field(default_factory=list)
     announced: bool = False
@@ -411,7 +418,8 @@ class CampaignWorkflow:
                     delivered=progress.delivered,
                     refused=progress.refused,
                 )
-            if workflow.now() >= data.due_time and not data.overdue:
+            due = datetime.fromisoformat(data.due_time)
+            if workflow.now() >= due and not data.overdue:
                 workflow.upsert_search_attributes([sa.OVERDUE.value_set(True)])
                 await self._tell_squads(
                     data, "overdue", f"{progress.pending} recipient(s) still waiting"
@@ -432,8 +440,8 @@ class CampaignWorkflow:
                 village_id=village_id,
                 key_prefix=workflow.info().workflow_id,
             ),
-            start_to_close_timeout=timedelta(minutes=10),
-            heartbeat_timeout=timedelta(minutes=1),
+            start_to_close_timeout=LONG_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT,
             retry_policy=CALL,
         )
         data.enrolled.append(village_id)
@@ -445,7 +453,7 @@ class CampaignWorkflow:
                 NotificationInput(
                     request_id=f"{workflow.info().workflow_id}/{step}",
                     title=title,
-                    body=f"Campaign due {data.due_time:%Y-%m-%d %H:%M} UTC.",
+                    body=f"Campaign due {data.due_time[:16]} UTC.",
                     area_ids=list(data.village_ids),
                     tags=[AUDIENCE_SQUAD_MEMBERS],
                     reference=workflow.info().workflow_id,
