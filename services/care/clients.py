@@ -8,6 +8,7 @@ a service that cannot be reached becomes UNAVAILABLE, so the caller retries.
 from dataclasses import dataclass
 
 import grpc
+from cloudark.errands.v1 import errands_pb2, errands_pb2_grpc
 from cloudark.grids.v1 import (
     cases_pb2,
     cases_pb2_grpc,
@@ -54,11 +55,15 @@ def _mapped(error: grpc.aio.AioRpcError, lookup: Lookup) -> DomainError:
 
 
 class Upstream:
-    """One channel each to grids and residents, shared by the process."""
+    """One channel each to grids, residents and errands, shared by the process."""
 
-    def __init__(self, grids_address: str, residents_address: str) -> None:
+    def __init__(
+        self, grids_address: str, residents_address: str, errands_address: str
+    ) -> None:
         self._grids_channel = grpc.aio.insecure_channel(grids_address)
         self._residents_channel = grpc.aio.insecure_channel(residents_address)
+        self._errands_channel = grpc.aio.insecure_channel(errands_address)
+        self.errands = errands_pb2_grpc.ErrandsServiceStub(self._errands_channel)
         self.areas = grids_pb2_grpc.GridsServiceStub(self._grids_channel)
         self.staff = staff_pb2_grpc.StaffServiceStub(self._grids_channel)
         self.cases = cases_pb2_grpc.CasesServiceStub(self._grids_channel)
@@ -69,12 +74,15 @@ class Upstream:
     @classmethod
     def from_settings(cls, settings: Settings) -> "Upstream":
         return cls(
-            settings.service_address("grids"), settings.service_address("residents")
+            settings.service_address("grids"),
+            settings.service_address("residents"),
+            settings.service_address("errands"),
         )
 
     async def close(self) -> None:
         await self._grids_channel.close()
         await self._residents_channel.close()
+        await self._errands_channel.close()
 
     async def resident(self, resident_id: str, field: str) -> residents_pb2.Resident:
         try:
@@ -139,6 +147,17 @@ class Upstream:
         except grpc.aio.AioRpcError as error:
             raise _mapped(error, Lookup("micro-grid", "help")) from None
         return reply.case
+
+    async def request_errand(
+        self, request: errands_pb2.RequestErrandRequest
+    ) -> errands_pb2.Errand:
+        try:
+            reply = await self.errands.RequestErrand(
+                request, metadata=METADATA, timeout=config.CALL_TIMEOUT
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _mapped(error, Lookup("recipient", "recipient_id")) from None
+        return reply.errand
 
     async def roster_page(
         self, village_id: str, page_token: str

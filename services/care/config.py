@@ -11,6 +11,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 DEFAULT_VISIT_EVERY_DAYS = 7
 EVERY_DAYS_MAX = 365
 DESCRIPTION_MAX = 2000
+# The errands service takes at most this much detail.
+ERRAND_DETAILS_MAX = 500
 REASON_MAX = 500
 CAMPAIGN_VILLAGES_MAX = 100
 # ListDueVisits without `until` looks this far ahead.

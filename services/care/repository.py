@@ -158,6 +158,7 @@ class VisitRow:
     outcome: int
     delivered_needs: list[int]
     case_id: uuid.UUID | None
+    errand_id: uuid.UUID | None
     visit_time: datetime
 
 
@@ -170,13 +171,15 @@ async def insert_visit(
     outcome: int,
     delivered: list[int],
     case_id: uuid.UUID | None,
+    errand_id: uuid.UUID | None,
 ) -> VisitRow:
     """Records the visit; the plan's last visit and delivered needs move with it."""
     record = await conn.fetchrow(
         "INSERT INTO visits (id, recipient_id, squad_id, member_id, outcome,"
-        " delivered_needs, case_id, area_ids) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        " delivered_needs, case_id, errand_id, area_ids)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         " RETURNING id, recipient_id, squad_id, member_id, outcome, delivered_needs,"
-        " case_id, visit_time",
+        " case_id, errand_id, visit_time",
         visit_id,
         plan.recipient_id,
         plan.squad_id,
@@ -184,6 +187,7 @@ async def insert_visit(
         outcome,
         delivered,
         case_id,
+        errand_id,
         plan.area_ids,
     )
     assert record is not None
@@ -403,7 +407,8 @@ async def figures(
         " coalesce(sum(cardinality(delivered_needs)), 0)::int AS deliveries,"
         " count(*) FILTER (WHERE 1 = ANY(delivered_needs))::int"
         "   AS medicine_deliveries,"
-        " count(case_id)::int AS cases_opened"
+        " count(case_id)::int AS cases_opened,"
+        " count(errand_id)::int AS errands_opened"
         " FROM visits WHERE area_ids @> ARRAY[$1::uuid] AND "
         + in_year.format("visit_time"),
         area_id,

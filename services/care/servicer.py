@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 from cloudark.care.v1 import care_pb2 as pb
 from cloudark.care.v1 import care_pb2_grpc as pb_grpc
+from cloudark.errands.v1 import errands_pb2
 from cloudark.grids.v1 import cases_pb2, grids_pb2, staff_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio.client import Client
@@ -77,6 +78,7 @@ CHANNELS = set(pb.ContactChannel.values())
 OUTCOMES = set(pb.VisitOutcome.values()) - {pb.VISIT_OUTCOME_UNSPECIFIED}
 CAMPAIGN_KINDS = set(pb.CampaignKind.values()) - {pb.CAMPAIGN_KIND_UNSPECIFIED}
 CASE_CATEGORIES = set(cases_pb2.CaseCategory.values()) - {0}
+ERRAND_KINDS = set(errands_pb2.ErrandKind.values())
 FINAL_STATUSES = {pb.RECIPIENT_STATUS_DELIVERED, pb.RECIPIENT_STATUS_REFUSED}
 MODES = {grids_pb2.MODE_PEACETIME, grids_pb2.MODE_WARTIME}
 AREA_LEVELS = (
@@ -270,7 +272,12 @@ class CareServicer(pb_grpc.CareServiceServicer):
         visit_id = uuid.uuid4()
         if request.request_id:
             visit_id = uuid.uuid5(_VISIT_IDS, f"{caller.subject}/{request.request_id}")
-        case_id = await self._open_case(request, plan, member, visit_id)
+        case_id = errand_id = None
+        if request.outcome == pb.VISIT_OUTCOME_NEEDS_HELP:
+            if request.help.errand_kind:
+                errand_id = await self._open_errand(request, plan, visit_id)
+            else:
+                case_id = await self._open_case(request, plan, member, visit_id)
 
         async def record(conn: Connection) -> pb.RecordVisitResponse:
             locked = await repo.get_plan(conn, recipient_id, for_update=True)
@@ -283,6 +290,7 @@ class CareServicer(pb_grpc.CareServiceServicer):
                 outcome=request.outcome,
                 delivered=list(request.delivered_needs),
                 case_id=case_id,
+                errand_id=errand_id,
             )
             updated = await repo.get_plan(conn, recipient_id)
             assert updated is not None
@@ -302,9 +310,7 @@ class CareServicer(pb_grpc.CareServiceServicer):
         plan: PlanRow,
         member: staff_pb2.Helper,
         visit_id: uuid.UUID,
-    ) -> uuid.UUID | None:
-        if request.outcome != pb.VISIT_OUTCOME_NEEDS_HELP:
-            return None
+    ) -> uuid.UUID:
         case = await self._up.create_case(
             cases_pb2.CreateCaseRequest(
                 category=request.help.category,
@@ -317,6 +323,21 @@ class CareServicer(pb_grpc.CareServiceServicer):
         )
         log.info("visit %s opened case %s", visit_id, case.id)
         return uuid.UUID(case.id)
+
+    async def _open_errand(
+        self, request: pb.RecordVisitRequest, plan: PlanRow, visit_id: uuid.UUID
+    ) -> uuid.UUID:
+        errand = await self._up.request_errand(
+            errands_pb2.RequestErrandRequest(
+                resident_id=str(plan.recipient_id),
+                kind=request.help.errand_kind,
+                details=request.help.description.strip(),
+                source_reference=f"care-visit-{visit_id}",
+                request_id=f"care-visit/{visit_id}",
+            )
+        )
+        log.info("visit %s opened errand %s", visit_id, errand.id)
+        return uuid.UUID(errand.id)
 
     async def ListDueVisits(
         self, request: pb.ListDueVisitsRequest, context: Context
@@ -630,9 +651,7 @@ class CareServicer(pb_grpc.CareServiceServicer):
                 conn, area_id, request.year, config.REPORT_TIME_ZONE
             )
         return pb.GetCareFiguresResponse(
-            figures=pb.CareFigures(
-                area_id=request.area_id, year=request.year, errands_opened=0, **counts
-            )
+            figures=pb.CareFigures(area_id=request.area_id, year=request.year, **counts)
         )
 
     # ---- workflows ----
@@ -705,13 +724,7 @@ def _valid_visit(request: pb.RecordVisitRequest) -> tuple[uuid.UUID, uuid.UUID]:
         v.add("delivered_needs", "nothing is handed over when nobody is at home")
     needs_help = request.outcome == pb.VISIT_OUTCOME_NEEDS_HELP
     if needs_help:
-        if request.help.category not in CASE_CATEGORIES:
-            v.add("help.category", "must be a case category")
-        v.text(
-            "help.description",
-            request.help.description,
-            max_length=config.DESCRIPTION_MAX,
-        )
+        _valid_help(v, request.help)
     elif request.HasField("help"):
         v.add("help", "is only for a visit that found the recipient in need")
     v.request_id(request.request_id)
@@ -719,6 +732,17 @@ def _valid_visit(request: pb.RecordVisitRequest) -> tuple[uuid.UUID, uuid.UUID]:
     assert recipient_id
     assert member_id
     return recipient_id, member_id
+
+
+def _valid_help(v: Violations, help: pb.HelpNeeded) -> None:
+    """An errand needs its kind; a case needs its category."""
+    errand = help.errand_kind != errands_pb2.ERRAND_KIND_UNSPECIFIED
+    if help.errand_kind not in ERRAND_KINDS:
+        v.add("help.errand_kind", "is not a kind of errand")
+    elif not errand and help.category not in CASE_CATEGORIES:
+        v.add("help.category", "must be a case category when no errand is asked")
+    limit = config.ERRAND_DETAILS_MAX if errand else config.DESCRIPTION_MAX
+    v.text("help.description", help.description, max_length=limit)
 
 
 def _valid_campaign(request: pb.StartCampaignRequest) -> list[uuid.UUID]:
@@ -817,6 +841,7 @@ def visit_proto(visit: VisitRow) -> pb.Visit:
         outcome=visit.outcome,  # type: ignore[arg-type]
         delivered_needs=visit.delivered_needs,  # type: ignore[arg-type]
         case_id=str(visit.case_id) if visit.case_id else "",
+        errand_id=str(visit.errand_id) if visit.errand_id else "",
         visit_time=_ts(visit.visit_time),
     )
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import grpc
 from cloudark.care.v1 import care_pb2 as pb
 from cloudark.care.v1 import care_pb2_grpc as pb_grpc
+from cloudark.errands.v1 import errands_pb2 as epb
+from cloudark.errands.v1 import errands_pb2_grpc as epb_grpc
 from cloudark.grids.v1 import grids_pb2 as gpb
 from cloudark.grids.v1 import grids_pb2_grpc as gpb_grpc
 from cloudark.grids.v1 import staff_pb2 as spb
@@ -58,11 +60,43 @@ class FakeNotifications(npb_grpc.NotificationsServiceServicer):
         return [r for r in self.sent.values() if r.title == title]
 
 
+class FakeErrands(epb_grpc.ErrandsServiceServicer):
+    """Stands in for the errands front door (#7, on its own branch): one
+    errand per request_id, as the real one promises."""
+
+    def __init__(self) -> None:
+        self.requested: dict[str, epb.RequestErrandRequest] = {}
+
+    async def RequestErrand(
+        self, request: epb.RequestErrandRequest, context: object
+    ) -> epb.RequestErrandResponse:
+        self.requested.setdefault(request.request_id, request)
+        errand_id = str(uuid.uuid5(uuid.NAMESPACE_URL, request.request_id))
+        return epb.RequestErrandResponse(
+            errand=epb.Errand(
+                id=errand_id, resident_id=request.resident_id, kind=request.kind
+            )
+        )
+
+
 @asynccontextmanager
 async def fake_notifications() -> AsyncIterator[tuple[FakeNotifications, int]]:
     servicer = FakeNotifications()  # type: ignore[abstract]
     server = grpc.aio.server()
     npb_grpc.add_NotificationsServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield servicer, port
+    finally:
+        await server.stop(0)
+
+
+@asynccontextmanager
+async def fake_errands() -> AsyncIterator[tuple[FakeErrands, int]]:
+    servicer = FakeErrands()  # type: ignore[abstract]
+    server = grpc.aio.server()
+    epb_grpc.add_ErrandsServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
@@ -82,6 +116,7 @@ class CareStack:
     channels: dict[str, grpc.aio.Channel]
     notifications: FakeNotifications
     notifications_port: int
+    errands: FakeErrands
 
     @property
     def care(self) -> pb_grpc.CareServiceAsyncStub:
@@ -99,33 +134,50 @@ async def care_stack(
     client: Client,
     task_queue: str,
 ) -> AsyncIterator[CareStack]:
+    async with fake_errands() as (errands, errands_port):
+        service = await _care_service(
+            settings, grids, residents, client, task_queue, errands_port
+        )
+        async with fake_notifications() as (notifications, port):
+            channels = {
+                "care": grpc.aio.insecure_channel(f"127.0.0.1:{service.port}"),
+                "grids": grpc.aio.insecure_channel(f"127.0.0.1:{grids.port}"),
+                "notifications": grpc.aio.insecure_channel(f"127.0.0.1:{port}"),
+            }
+            try:
+                yield CareStack(
+                    service, client, task_queue, channels, notifications, port, errands
+                )
+            finally:
+                for channel in channels.values():
+                    await channel.close()
+                await service.stop(grace=1)
+
+
+async def _care_service(
+    settings: Settings,
+    grids: RunningService,
+    residents: RunningService,
+    client: Client,
+    task_queue: str,
+    errands_port: int,
+) -> RunningService:
     addresses = {
         "CLOUDARK_GRIDS_ADDRESS": f"127.0.0.1:{grids.port}",
         "CLOUDARK_RESIDENTS_ADDRESS": f"127.0.0.1:{residents.port}",
+        "CLOUDARK_ERRANDS_ADDRESS": f"127.0.0.1:{errands_port}",
     }
     saved = {key: os.environ.get(key) for key in addresses}
     os.environ.update(addresses)
     try:
         own = dataclasses.replace(settings, temporal_task_queue=task_queue)
-        service = await start_service(CARE, own, port=0, temporal=client)
+        return await start_service(CARE, own, port=0, temporal=client)
     finally:
         for key, value in saved.items():
             if value is None:
                 del os.environ[key]
             else:
                 os.environ[key] = value
-    async with fake_notifications() as (notifications, port):
-        channels = {
-            "care": grpc.aio.insecure_channel(f"127.0.0.1:{service.port}"),
-            "grids": grpc.aio.insecure_channel(f"127.0.0.1:{grids.port}"),
-            "notifications": grpc.aio.insecure_channel(f"127.0.0.1:{port}"),
-        }
-        try:
-            yield CareStack(service, client, task_queue, channels, notifications, port)
-        finally:
-            for channel in channels.values():
-                await channel.close()
-            await service.stop(grace=1)
 
 
 @dataclass

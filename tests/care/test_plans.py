@@ -3,28 +3,34 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import grpc
 import pytest
 from cloudark.care.v1 import care_pb2 as pb
 from cloudark.care.v1 import care_pb2_grpc as pb_grpc
+from cloudark.errands.v1 import errands_pb2 as epb
 from cloudark.grids.v1 import cases_pb2 as cpb
 from cloudark.grids.v1 import cases_pb2_grpc as cpb_grpc
 from cloudark.residents.v1 import residents_pb2_grpc as rpb_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
+from temporalio.testing import WorkflowEnvironment
 
+from services.common.config import Settings
 from services.common.server import RunningService
 from tests.care.support import (
     AS_OPERATOR,
     ILL,
     Village,
     assign,
+    care_stack,
     recipient,
     squad,
     village,
 )
 from tests.helpers import bad_fields, call_error, rich_status
 from tests.residents.support import household, resident
+from workflows.care.workflows import squad_workflow_id
 
 
 @pytest.fixture
@@ -295,3 +301,104 @@ async def test_bad_visits_name_their_fields(
         "member_id",
         "recipient_id",
     ]
+
+
+async def test_a_visit_finding_a_need_for_an_errand_opens_one_errand(
+    settings: Settings,
+    grids_service: RunningService,
+    residents_service: RunningService,
+    grids_channel: grpc.aio.Channel,
+    residents_channel: grpc.aio.Channel,
+    temporal_env: WorkflowEnvironment,
+    task_queue: str,
+) -> None:
+    async with care_stack(
+        settings, grids_service, residents_service, temporal_env.client, task_queue
+    ) as stack:
+        place = await fresh_village(grids_channel)
+        team = await squad(grids_channel, place.area.id)
+        person = await recipient(residents_channel, place.micro_grid)
+        await assign(stack.care, person, team, team.member_ids[0])
+        request = pb.RecordVisitRequest(
+            recipient_id=person,
+            member_id=team.member_ids[0],
+            outcome=pb.VISIT_OUTCOME_NEEDS_HELP,
+            help=pb.HelpNeeded(
+                errand_kind=epb.ERRAND_KIND_MEDICINE, description="fever medicine"
+            ),
+            request_id="visit-errand-1",
+        )
+
+        first = await stack.care.RecordVisit(request, metadata=AS_OPERATOR)
+        again = await stack.care.RecordVisit(request, metadata=AS_OPERATOR)
+        await stack.client.get_workflow_handle(squad_workflow_id(team.id)).terminate()
+
+    (errand,) = stack.errands.requested.values()
+    assert again == first
+    assert (first.visit.errand_id, first.visit.case_id) != ("", "")
+    assert first.visit.case_id == ""
+    assert errand.resident_id == person
+    assert errand.kind == epb.ERRAND_KIND_MEDICINE
+    assert errand.request_id == f"care-visit/{first.visit.id}"
+
+
+async def test_figures_count_a_years_visits_deliveries_and_help_by_area(
+    care: pb_grpc.CareServiceAsyncStub,
+    grids_channel: grpc.aio.Channel,
+    residents_channel: grpc.aio.Channel,
+) -> None:
+    place = await fresh_village(grids_channel)
+    team = await squad(grids_channel, place.area.id)
+    person = await recipient(residents_channel, place.micro_grid)
+    await assign(care, person, team, team.member_ids[0])
+    await care.SetCarePlan(
+        pb.SetCarePlanRequest(
+            recipient_id=person,
+            visit_every_days=7,
+            regular_needs=[pb.RegularNeed(kind=pb.NEED_KIND_MEDICINE, every_days=14)],
+        ),
+        metadata=AS_OPERATOR,
+    )
+    outcomes = [
+        (pb.VISIT_OUTCOME_DONE, [pb.NEED_KIND_MEDICINE], None),
+        (pb.VISIT_OUTCOME_NOT_AT_HOME, [], None),
+        (
+            pb.VISIT_OUTCOME_NEEDS_HELP,
+            [],
+            pb.HelpNeeded(category=cpb.CASE_CATEGORY_SAFETY_FIRE, description="cable"),
+        ),
+    ]
+    for outcome, delivered, help_needed in outcomes:
+        await care.RecordVisit(
+            pb.RecordVisitRequest(
+                recipient_id=person,
+                member_id=team.member_ids[0],
+                outcome=outcome,
+                delivered_needs=delivered,
+                help=help_needed,
+            ),
+            metadata=AS_OPERATOR,
+        )
+    year = datetime.now(ZoneInfo("Asia/Shanghai")).year
+
+    town = await care.GetCareFigures(
+        pb.GetCareFiguresRequest(area_id=place.area.parent_id, year=year),
+        metadata=AS_OPERATOR,
+    )
+    last_year = await care.GetCareFigures(
+        pb.GetCareFiguresRequest(area_id=place.area.id, year=year - 1),
+        metadata=AS_OPERATOR,
+    )
+    grid = await call_error(
+        care.GetCareFigures(
+            pb.GetCareFiguresRequest(area_id=place.grid.id, year=year),
+            metadata=AS_OPERATOR,
+        )
+    )
+
+    figures = town.figures
+    assert (figures.visits, figures.visits_not_at_home) == (3, 1)
+    assert (figures.visits_needing_help, figures.cases_opened) == (1, 1)
+    assert (figures.deliveries, figures.medicine_deliveries) == (1, 1)
+    assert last_year.figures.visits == 0
+    assert grid.code() == grpc.StatusCode.FAILED_PRECONDITION

@@ -43,6 +43,7 @@ CREATE TABLE visits (
     outcome          smallint    NOT NULL CHECK (outcome BETWEEN 1 AND 3),
     delivered_needs  smallint[]  NOT NULL DEFAULT '{}',
     case_id          uuid,
+    errand_id        uuid,
     area_ids         uuid[]      NOT NULL,
     visit_time       timestamptz NOT NULL DEFAULT now()
 );

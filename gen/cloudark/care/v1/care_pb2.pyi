@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from cloudark.errands.v1 import errands_pb2 as _errands_pb2
 from cloudark.grids.v1 import cases_pb2 as _cases_pb2
 from cloudark.grids.v1 import grids_pb2 as _grids_pb2
 from collections import abc as _abc
@@ -75,7 +76,7 @@ class _VisitOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_VisitOut
     VISIT_OUTCOME_DONE: _VisitOutcome.ValueType  # 1
     VISIT_OUTCOME_NOT_AT_HOME: _VisitOutcome.ValueType  # 2
     VISIT_OUTCOME_NEEDS_HELP: _VisitOutcome.ValueType  # 3
-    """The recipient needs help: a case is opened."""
+    """The recipient needs help: an errand or a case is opened."""
 
 class VisitOutcome(_VisitOutcome, metaclass=_VisitOutcomeEnumTypeWrapper): ...
 
@@ -83,7 +84,7 @@ VISIT_OUTCOME_UNSPECIFIED: VisitOutcome.ValueType  # 0
 VISIT_OUTCOME_DONE: VisitOutcome.ValueType  # 1
 VISIT_OUTCOME_NOT_AT_HOME: VisitOutcome.ValueType  # 2
 VISIT_OUTCOME_NEEDS_HELP: VisitOutcome.ValueType  # 3
-"""The recipient needs help: a case is opened."""
+"""The recipient needs help: an errand or a case is opened."""
 Global___VisitOutcome: _TypeAlias = VisitOutcome  # noqa: Y015
 
 class _DueKind:
@@ -434,25 +435,35 @@ Global___GetCarePlanResponse: _TypeAlias = GetCarePlanResponse  # noqa: Y015
 
 @_typing.final
 class HelpNeeded(_message.Message):
-    """What help a visit found to be needed."""
+    """What help a visit found to be needed: an errand for the recipient (when
+    errand_kind is set) or else a case.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     CATEGORY_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
+    ERRAND_KIND_FIELD_NUMBER: _builtins.int
     category: _cases_pb2.CaseCategory.ValueType
-    """The case's category (grids taxonomy)."""
+    """The case's category (grids taxonomy); required for a case."""
     description: _builtins.str
-    """Required, at most 2000 characters; no names or numbers."""
+    """Required; at most 500 characters for an errand, 2000 for a case; no
+    names or numbers.
+    """
+    errand_kind: _errands_pb2.ErrandKind.ValueType
+    """Set: open an errand of this kind (ErrandsService.RequestErrand) instead
+    of a case.
+    """
     def __init__(
         self,
         *,
         category: _cases_pb2.CaseCategory.ValueType = ...,
         description: _builtins.str = ...,
+        errand_kind: _errands_pb2.ErrandKind.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "description", b"description"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "description", b"description", "errand_kind", b"errand_kind"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -470,6 +481,7 @@ class Visit(_message.Message):
     DELIVERED_NEEDS_FIELD_NUMBER: _builtins.int
     CASE_ID_FIELD_NUMBER: _builtins.int
     VISIT_TIME_FIELD_NUMBER: _builtins.int
+    ERRAND_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     recipient_id: _builtins.str
     squad_id: _builtins.str
@@ -477,6 +489,8 @@ class Visit(_message.Message):
     outcome: Global___VisitOutcome.ValueType
     case_id: _builtins.str
     """The case opened when the recipient needed help."""
+    errand_id: _builtins.str
+    """The errand opened when the recipient needed one."""
     @_builtins.property
     def delivered_needs(self) -> _containers.RepeatedScalarFieldContainer[Global___NeedKind.ValueType]: ...
     @_builtins.property
@@ -492,10 +506,11 @@ class Visit(_message.Message):
         delivered_needs: _abc.Iterable[Global___NeedKind.ValueType] | None = ...,
         case_id: _builtins.str = ...,
         visit_time: _timestamp_pb2.Timestamp | None = ...,
+        errand_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["visit_time", b"visit_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "delivered_needs", b"delivered_needs", "id", b"id", "member_id", b"member_id", "outcome", b"outcome", "recipient_id", b"recipient_id", "squad_id", b"squad_id", "visit_time", b"visit_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "delivered_needs", b"delivered_needs", "errand_id", b"errand_id", "id", b"id", "member_id", b"member_id", "outcome", b"outcome", "recipient_id", b"recipient_id", "squad_id", b"squad_id", "visit_time", b"visit_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1123,7 +1138,7 @@ class CareFigures(_message.Message):
     cases_opened: _builtins.int
     """Cases opened from visits that found a recipient in need."""
     errands_opened: _builtins.int
-    """Errands opened from visits (0 until visits open errands)."""
+    """Errands opened from visits that found a recipient in need."""
     def __init__(
         self,
         *,

@@ -148,8 +148,8 @@ class CareServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RecordVisit(self, request, context):
-        """Records a visit: done, not at home, or needs help (which opens a case in
-        the grids service). Regular needs delivered on the visit are recorded too.
+        """Records a visit: done, not at home, or needs help (which opens an errand
+        through the errands service or a case in the grids service). Regular needs delivered on the visit are recorded too.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -57,8 +57,8 @@ class CareServiceStub:
     GetCarePlan: _grpc.UnaryUnaryMultiCallable[_care_pb2.GetCarePlanRequest, _care_pb2.GetCarePlanResponse]
     """One recipient's plan."""
     RecordVisit: _grpc.UnaryUnaryMultiCallable[_care_pb2.RecordVisitRequest, _care_pb2.RecordVisitResponse]
-    """Records a visit: done, not at home, or needs help (which opens a case in
-    the grids service). Regular needs delivered on the visit are recorded too.
+    """Records a visit: done, not at home, or needs help (which opens an errand
+    through the errands service or a case in the grids service). Regular needs delivered on the visit are recorded too.
     """
     ListDueVisits: _grpc.UnaryUnaryMultiCallable[_care_pb2.ListDueVisitsRequest, _care_pb2.ListDueVisitsResponse]
     """What a squad has due (visits and regular deliveries) up to a time, under
@@ -114,8 +114,8 @@ class CareServiceAsyncStub(CareServiceStub):
     GetCarePlan: _aio.UnaryUnaryMultiCallable[_care_pb2.GetCarePlanRequest, _care_pb2.GetCarePlanResponse]  # type: ignore[assignment]
     """One recipient's plan."""
     RecordVisit: _aio.UnaryUnaryMultiCallable[_care_pb2.RecordVisitRequest, _care_pb2.RecordVisitResponse]  # type: ignore[assignment]
-    """Records a visit: done, not at home, or needs help (which opens a case in
-    the grids service). Regular needs delivered on the visit are recorded too.
+    """Records a visit: done, not at home, or needs help (which opens an errand
+    through the errands service or a case in the grids service). Regular needs delivered on the visit are recorded too.
     """
     ListDueVisits: _aio.UnaryUnaryMultiCallable[_care_pb2.ListDueVisitsRequest, _care_pb2.ListDueVisitsResponse]  # type: ignore[assignment]
     """What a squad has due (visits and regular deliveries) up to a time, under
@@ -192,8 +192,8 @@ class CareServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _care_pb2.RecordVisitRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_care_pb2.RecordVisitResponse, _abc.Awaitable[_care_pb2.RecordVisitResponse]]:
-        """Records a visit: done, not at home, or needs help (which opens a case in
-        the grids service). Regular needs delivered on the visit are recorded too.
+        """Records a visit: done, not at home, or needs help (which opens an errand
+        through the errands service or a case in the grids service). Regular needs delivered on the visit are recorded too.
         """
 
     @_abc_1.abstractmethod
