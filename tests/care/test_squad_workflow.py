@@ -35,6 +35,7 @@ from tests.conftest import start_time_skipping
 from tests.histories import record
 from workflows.care.workflows import (
     AreaModeResult,
+    SquadInput,
     SquadSchedule,
     SquadScheduleQuery,
     SquadWorkflow,
@@ -244,3 +245,46 @@ async def _village(grids: grpc.aio.Channel):  # type: ignore[no-untyped-def]
     city = await _area(grids, gpb.AREA_KIND_CITY, "")
     town_area = await _area(grids, gpb.AREA_KIND_TOWN, city.id)
     return await village(grids, town_area.id)
+
+
+async def test_a_squad_continues_as_new_and_still_alerts_once(
+    settings: Settings,
+    grids_service: RunningService,
+    residents_service: RunningService,
+    grids_channel: grpc.aio.Channel,
+    residents_channel: grpc.aio.Channel,
+    skipping_env: WorkflowEnvironment,
+    task_queue: str,
+) -> None:
+    client = skipping_env.client
+    async with (
+        care_stack(
+            settings, grids_service, residents_service, client, task_queue
+        ) as stack,
+        stack.worker(),
+    ):
+        place = await _village(grids_channel)
+        team = await squad(grids_channel, place.area.id)
+        # A tiny budget, so a few rounds make it continue as new.
+        first = await client.start_workflow(
+            SquadWorkflow.run,
+            SquadInput(team.id, place.area.id, rounds_max=3),
+            id=squad_workflow_id(team.id),
+            task_queue=task_queue,
+        )
+        person = await recipient(residents_channel, place.micro_grid)
+        await assign(stack.care, person, team, team.member_ids[0])
+        await stack.care.SetCarePlan(
+            pb.SetCarePlanRequest(recipient_id=person, visit_every_days=1),
+            metadata=AS_OPERATOR,
+        )
+        await settled(client, team, "peacetime", 1)
+
+        for _ in range(4):
+            await skipping_env.sleep(timedelta(days=1))
+            await settled(client, team, "peacetime", 1)
+        latest = await client.get_workflow_handle(squad_workflow_id(team.id)).describe()
+        await stop(client, team)
+
+    assert latest.run_id != first.first_execution_run_id
+    assert len(stack.notifications.titled("Care visit missed")) == 1

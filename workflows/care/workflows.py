@@ -48,8 +48,11 @@ GRACE = {PEACETIME: timedelta(days=1), WARTIME: timedelta(hours=4)}
 # re-reading them (a plan may come due that was not in the last read).
 LOOKAHEAD = timedelta(days=8)
 LONGEST_SLEEP = timedelta(hours=12)
-# Continue as new past this many events (Temporal's hard limit is 51,200).
+# Continue as new past this many events (Temporal's hard limit is 51,200),
+# or after this many rounds: a round is at most a few events per recipient,
+# and not every server reports the history's length to the workflow.
 HISTORY_EVENTS_MAX = 2_000
+ROUNDS_MAX = 100
 # Villages told per activity of a mode switch, and batches in flight.
 VILLAGES_PER_BATCH = 20
 BATCHES_IN_FLIGHT = 4
@@ -96,6 +99,9 @@ class SquadInput:
     # carried across continue-as-new so nothing is sent twice.
     reminded: list[str] = field(default_factory=list)
     alerted: list[str] = field(default_factory=list)
+    # Continue as new past this many events or rounds.
+    history_events_max: int = HISTORY_EVENTS_MAX
+    rounds_max: int = ROUNDS_MAX
 
 
 @dataclass
@@ -142,7 +148,9 @@ class SquadWorkflow:
     @workflow.run
     async def run(self, data: SquadInput) -> None:
         reminded, alerted = set(data.reminded), set(data.alerted)
+        rounds = 0
         while True:
+            rounds += 1
             self._dirty = False
             try:
                 mode, items = await self._load(data.squad_id)
@@ -157,13 +165,16 @@ class SquadWorkflow:
             reminded &= keys
             alerted &= keys
             self._schedule = SquadSchedule(mode, items, len(reminded), len(alerted))
-            if workflow.info().get_current_history_length() > HISTORY_EVENTS_MAX:
+            events = workflow.info().get_current_history_length()
+            if events > data.history_events_max or rounds >= data.rounds_max:
                 workflow.continue_as_new(
                     SquadInput(
                         data.squad_id,
                         data.village_id,
                         sorted(reminded),
                         sorted(alerted),
+                        data.history_events_max,
+                        data.rounds_max,
                     )
                 )
             with contextlib.suppress(asyncio.TimeoutError):
@@ -403,6 +414,7 @@ class CampaignWorkflow:
         if not data.announced:
             await self._tell_squads(data, "start", "Campaign started")
             data.announced = True
+        polls = 0
         while True:
             self._check = False
             progress = await workflow.execute_activity_method(
@@ -425,7 +437,9 @@ class CampaignWorkflow:
                     data, "overdue", f"{progress.pending} recipient(s) still waiting"
                 )
                 data.overdue = True
-            if workflow.info().get_current_history_length() > HISTORY_EVENTS_MAX:
+            polls += 1
+            events = workflow.info().get_current_history_length()
+            if events > HISTORY_EVENTS_MAX or polls >= ROUNDS_MAX:
                 workflow.continue_as_new(data)
             with contextlib.suppress(asyncio.TimeoutError):
                 await workflow.wait_condition(
