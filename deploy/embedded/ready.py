@@ -26,7 +26,7 @@ from workflows.city.workflows import LoadCityInput, LoadCityResult, LoadCityWork
 
 log = logging.getLogger(__name__)
 
-SERVICES = ["grids", "residents"]
+SERVICES = ["grids", "residents", "care"]
 CITY_SIZES = {"demo": DEMO, "full": FULL}
 
 

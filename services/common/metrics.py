@@ -17,6 +17,7 @@ METRICS_PORTS = {
     "merchants": 9104,
     "gateway": 9105,
     "codec": 9106,
+    "care": 9109,
 }
 
 RPC_HANDLED = Counter(
