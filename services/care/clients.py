@@ -136,6 +136,11 @@ class Upstream:
                 request, metadata=METADATA, timeout=config.CALL_TIMEOUT
             )
         except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                # Every other field was checked here first.
+                raise InvalidArgument.field(
+                    "request_id", "was already used for a different request"
+                ) from None
             raise _mapped(error, Lookup("area", "area_id")) from None
         return reply.area_mode
 

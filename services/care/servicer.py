@@ -138,6 +138,8 @@ class CareServicer(pb_grpc.CareServiceServicer):
         assert squad_id
         assert member_id
         place = await self._placement(request)
+        async with self._pool.acquire() as conn:
+            before = await repo.get_plan(conn, recipient_id)
 
         async def assign(conn: Connection) -> pb.AssignRecipientResponse:
             plan = await repo.assign(
@@ -149,6 +151,9 @@ class CareServicer(pb_grpc.CareServiceServicer):
             caller, "AssignRecipient", request, pb.AssignRecipientResponse, assign
         )
         await self._refresh_squad(response.plan.squad_id, response.plan.village_id)
+        if before is not None and str(before.squad_id) != response.plan.squad_id:
+            # The squad the recipient left drops them from its schedule now.
+            await self._refresh_squad(str(before.squad_id), str(before.village_id))
         return response
 
     async def _placement(self, request: pb.AssignRecipientRequest) -> Placement:

@@ -207,7 +207,7 @@ class Town:
         return [s for v in self.villages for s in v.squads]
 
 
-async def _area(grids: grpc.aio.Channel, kind: int, parent: str) -> gpb.Area:
+async def new_area(grids: grpc.aio.Channel, kind: int, parent: str) -> gpb.Area:
     reply = await gpb_grpc.GridsServiceStub(
         grids
     ).CreateArea(
@@ -266,9 +266,9 @@ async def recipient(
 
 
 async def village(grids: grpc.aio.Channel, town_id: str) -> Village:
-    area = await _area(grids, gpb.AREA_KIND_VILLAGE, town_id)
-    grid = await _area(grids, gpb.AREA_KIND_GRID, area.id)
-    micro_grid = await _area(grids, gpb.AREA_KIND_MICRO_GRID, grid.id)
+    area = await new_area(grids, gpb.AREA_KIND_VILLAGE, town_id)
+    grid = await new_area(grids, gpb.AREA_KIND_GRID, area.id)
+    micro_grid = await new_area(grids, gpb.AREA_KIND_MICRO_GRID, grid.id)
     return Village(area, grid, micro_grid)
 
 
@@ -281,8 +281,8 @@ async def town(
     squads: int = 1,
 ) -> Town:
     """A fresh town; each squad serves one recipient living alone and one not."""
-    city = await _area(grids, gpb.AREA_KIND_CITY, "")
-    town_area = await _area(grids, gpb.AREA_KIND_TOWN, city.id)
+    city = await new_area(grids, gpb.AREA_KIND_CITY, "")
+    town_area = await new_area(grids, gpb.AREA_KIND_TOWN, city.id)
     made = Town(city, town_area, [])
     for _ in range(villages):
         place = await village(grids, town_area.id)

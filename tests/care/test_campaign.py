@@ -26,7 +26,7 @@ from services.common.config import ROOT, Settings
 from services.common.server import RunningService
 from services.residents.loader import Population, load, micro_grids_of_city
 from services.residents.pii import Keyring
-from tests.care.support import AS_OPERATOR, CareStack, _area, care_stack
+from tests.care.support import AS_OPERATOR, CareStack, care_stack, new_area
 from tests.histories import record
 from workflows.care.workflows import CampaignResult
 
@@ -45,14 +45,14 @@ async def city_with_roster(
     grids: grpc.aio.Channel, residents: RunningService
 ) -> list[str]:
     """A town of four villages, two micro-grids each, and its roster (COPY)."""
-    city = await _area(grids, gpb.AREA_KIND_CITY, "")
-    town = await _area(grids, gpb.AREA_KIND_TOWN, city.id)
+    city = await new_area(grids, gpb.AREA_KIND_CITY, "")
+    town = await new_area(grids, gpb.AREA_KIND_TOWN, city.id)
     villages = []
     for _ in range(VILLAGES):
-        village = await _area(grids, gpb.AREA_KIND_VILLAGE, town.id)
-        grid = await _area(grids, gpb.AREA_KIND_GRID, village.id)
+        village = await new_area(grids, gpb.AREA_KIND_VILLAGE, town.id)
+        grid = await new_area(grids, gpb.AREA_KIND_GRID, village.id)
         for _ in range(2):
-            await _area(grids, gpb.AREA_KIND_MICRO_GRID, grid.id)
+            await new_area(grids, gpb.AREA_KIND_MICRO_GRID, grid.id)
         villages.append(village.id)
     async with residents.pool.acquire() as conn:
         micro_grids = await micro_grids_of_city(conn, uuid.UUID(city.id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -12,11 +13,14 @@ from cloudark.care.v1 import care_pb2_grpc as pb_grpc
 from cloudark.errands.v1 import errands_pb2 as epb
 from cloudark.grids.v1 import cases_pb2 as cpb
 from cloudark.grids.v1 import cases_pb2_grpc as cpb_grpc
+from cloudark.grids.v1 import grids_pb2 as gpb
 from cloudark.residents.v1 import residents_pb2_grpc as rpb_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
+from google.rpc import error_details_pb2
 from temporalio.testing import WorkflowEnvironment
 
 from services.common.config import Settings
+from services.common.identity import Caller, Role
 from services.common.server import RunningService
 from tests.care.support import (
     AS_OPERATOR,
@@ -24,6 +28,7 @@ from tests.care.support import (
     Village,
     assign,
     care_stack,
+    new_area,
     recipient,
     squad,
     village,
@@ -36,24 +41,21 @@ from workflows.care.workflows import squad_workflow_id
 @pytest.fixture
 async def care(
     care_service: RunningService,
-) -> pb_grpc.CareServiceAsyncStub:
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{care_service.port}")
-    return pb_grpc.CareServiceStub(channel)
+) -> AsyncIterator[pb_grpc.CareServiceAsyncStub]:
+    address = f"127.0.0.1:{care_service.port}"
+    async with grpc.aio.insecure_channel(address) as channel:
+        yield pb_grpc.CareServiceStub(channel)
 
 
 async def fresh_village(grids: grpc.aio.Channel) -> Village:
     from cloudark.grids.v1 import grids_pb2 as gpb
 
-    from tests.care.support import _area
-
-    city = await _area(grids, gpb.AREA_KIND_CITY, "")
-    town = await _area(grids, gpb.AREA_KIND_TOWN, city.id)
+    city = await new_area(grids, gpb.AREA_KIND_CITY, "")
+    town = await new_area(grids, gpb.AREA_KIND_TOWN, city.id)
     return await village(grids, town.id)
 
 
 def precondition_subject(error: grpc.aio.AioRpcError) -> str:
-    from google.rpc import error_details_pb2
-
     for detail in rich_status(error).details:
         failure = error_details_pb2.PreconditionFailure()
         if detail.Unpack(failure):
@@ -402,3 +404,63 @@ async def test_figures_count_a_years_visits_deliveries_and_help_by_area(
     assert (figures.deliveries, figures.medicine_deliveries) == (1, 1)
     assert last_year.figures.visits == 0
     assert grid.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_bad_switches_and_campaigns_get_precise_errors(
+    care: pb_grpc.CareServiceAsyncStub, grids_channel: grpc.aio.Channel
+) -> None:
+    place = await fresh_village(grids_channel)
+    past = Timestamp()
+    past.FromDatetime(datetime.now(UTC) - timedelta(hours=1))
+    friday = Timestamp()
+    friday.FromDatetime(datetime.now(UTC) + timedelta(days=3))
+    resident = Caller(subject="r-1", role=Role.RESIDENT).metadata()
+
+    bad_switch = await call_error(
+        care.SwitchAreaMode(
+            pb.SwitchAreaModeRequest(area_id=place.area.id), metadata=AS_OPERATOR
+        )
+    )
+    grid_switch = await call_error(
+        care.SwitchAreaMode(
+            pb.SwitchAreaModeRequest(
+                area_id=place.grid.id, mode=gpb.MODE_WARTIME, reason="wave"
+            ),
+            metadata=AS_OPERATOR,
+        )
+    )
+    resident_switch = await call_error(
+        care.SwitchAreaMode(
+            pb.SwitchAreaModeRequest(
+                area_id=place.area.id, mode=gpb.MODE_WARTIME, reason="wave"
+            ),
+            metadata=resident,
+        )
+    )
+    bad_campaign = await call_error(
+        care.StartCampaign(
+            pb.StartCampaignRequest(
+                village_ids=[place.area.id, place.area.id], due_time=past
+            ),
+            metadata=AS_OPERATOR,
+        )
+    )
+    grid_campaign = await call_error(
+        care.StartCampaign(
+            pb.StartCampaignRequest(
+                kind=pb.CAMPAIGN_KIND_CARE_PACKAGE,
+                village_ids=[place.grid.id],
+                due_time=friday,
+            ),
+            metadata=AS_OPERATOR,
+        )
+    )
+
+    assert bad_switch.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert sorted(bad_fields(bad_switch)) == ["mode", "reason"]
+    assert grid_switch.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert resident_switch.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert bad_campaign.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert sorted(bad_fields(bad_campaign)) == ["due_time", "kind", "village_ids[1]"]
+    assert grid_campaign.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "village_ids[0]" in (grid_campaign.details() or "")

@@ -24,8 +24,10 @@ from tests.care.support import (
     AS_OPERATOR,
     CareStack,
     Squad,
+    Village,
     assign,
     care_stack,
+    new_area,
     recipient,
     squad,
     town,
@@ -239,11 +241,9 @@ async def test_a_member_off_duty_is_replaced_before_the_reminder(
     assert stack.notifications.titled("Care visit missed") == []
 
 
-async def _village(grids: grpc.aio.Channel):  # type: ignore[no-untyped-def]
-    from tests.care.support import _area
-
-    city = await _area(grids, gpb.AREA_KIND_CITY, "")
-    town_area = await _area(grids, gpb.AREA_KIND_TOWN, city.id)
+async def _village(grids: grpc.aio.Channel) -> Village:
+    city = await new_area(grids, gpb.AREA_KIND_CITY, "")
+    town_area = await new_area(grids, gpb.AREA_KIND_TOWN, city.id)
     return await village(grids, town_area.id)
 
 

@@ -136,6 +136,8 @@ class SquadWorkflow:
     def __init__(self) -> None:
         self._dirty = False
         self._schedule = SquadSchedule(mode=PEACETIME, items=[], reminded=0, alerted=0)
+        # AreaMode is set on the first round of every run, then on changes.
+        self._mode_shown = False
 
     @workflow.signal(name="refresh")
     def refresh(self, data: SquadRefresh) -> None:
@@ -190,9 +192,10 @@ class SquadWorkflow:
             start_to_close_timeout=TIMEOUT,
             retry_policy=CALL,
         )
-        if result.mode != self._schedule.mode:
+        if result.mode != self._schedule.mode or not self._mode_shown:
             workflow.upsert_search_attributes([sa.AREA_MODE.value_set(result.mode)])
-            workflow.logger.info("squad %s now in %s", squad_id, result.mode)
+            workflow.logger.info("squad %s in %s", squad_id, result.mode)
+            self._mode_shown = True
         return result.mode, result.items
 
     async def _remind(

@@ -157,7 +157,8 @@ class CareServiceServicer:
 
     def ListDueVisits(self, request, context):
         """What a squad has due (visits and regular deliveries) up to a time, under
-        the mode in force in its village, most urgent first.
+        the mode in force in its village, most urgent first. NOT_FOUND when no
+        plan names the squad.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -62,7 +62,8 @@ class CareServiceStub:
     """
     ListDueVisits: _grpc.UnaryUnaryMultiCallable[_care_pb2.ListDueVisitsRequest, _care_pb2.ListDueVisitsResponse]
     """What a squad has due (visits and regular deliveries) up to a time, under
-    the mode in force in its village, most urgent first.
+    the mode in force in its village, most urgent first. NOT_FOUND when no
+    plan names the squad.
     """
     SwitchAreaMode: _grpc.UnaryUnaryMultiCallable[_care_pb2.SwitchAreaModeRequest, _care_pb2.SwitchAreaModeResponse]
     """Switches a city, town or village into wartime or back, with a reason,
@@ -119,7 +120,8 @@ class CareServiceAsyncStub(CareServiceStub):
     """
     ListDueVisits: _aio.UnaryUnaryMultiCallable[_care_pb2.ListDueVisitsRequest, _care_pb2.ListDueVisitsResponse]  # type: ignore[assignment]
     """What a squad has due (visits and regular deliveries) up to a time, under
-    the mode in force in its village, most urgent first.
+    the mode in force in its village, most urgent first. NOT_FOUND when no
+    plan names the squad.
     """
     SwitchAreaMode: _aio.UnaryUnaryMultiCallable[_care_pb2.SwitchAreaModeRequest, _care_pb2.SwitchAreaModeResponse]  # type: ignore[assignment]
     """Switches a city, town or village into wartime or back, with a reason,
@@ -203,7 +205,8 @@ class CareServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_care_pb2.ListDueVisitsResponse, _abc.Awaitable[_care_pb2.ListDueVisitsResponse]]:
         """What a squad has due (visits and regular deliveries) up to a time, under
-        the mode in force in its village, most urgent first.
+        the mode in force in its village, most urgent first. NOT_FOUND when no
+        plan names the squad.
         """
 
     @_abc_1.abstractmethod
