@@ -38,6 +38,28 @@ async def town(grids_channel: grpc.aio.Channel) -> Place:
     return await place(grids_channel)
 
 
+# The seed's earning rules (migration 0002_points.sql).
+SEED_RULES = {
+    pb.ACTIVITY_VOLUNTEER_PATROL: 20,
+    pb.ACTIVITY_ANTI_FRAUD_TALK: 30,
+    pb.ACTIVITY_CONFIRMED_TIP_OFF: 50,
+    pb.ACTIVITY_ERRAND_HELPED: 20,
+    pb.ACTIVITY_CARE_VISIT: 20,
+    pb.ACTIVITY_EPIDEMIC_DUTY: 30,
+}
+
+
+@pytest.fixture(autouse=True)
+async def seed_rules(stub: pb_grpc.ResidentsServiceAsyncStub) -> None:
+    """Puts the seed's rules back: the fuzz suite, earlier in the session, may
+    have changed them through SetEarningRule."""
+    for activity, points in SEED_RULES.items():
+        await stub.SetEarningRule(
+            pb.SetEarningRuleRequest(activity=activity, points=points),
+            metadata=AS_OPERATOR,
+        )
+
+
 async def earn(
     stub: pb_grpc.ResidentsServiceAsyncStub, resident_id: str, activity: int
 ) -> pb.EarnPointsResponse:
