@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import grpc
 from cloudark.care.v1 import care_pb2 as pb
@@ -41,9 +42,13 @@ POPULATION = Population(
 )
 
 
+def _report_year() -> int:
+    return datetime.now(ZoneInfo("Asia/Shanghai")).year
+
+
 async def city_with_roster(
     grids: grpc.aio.Channel, residents: RunningService
-) -> list[str]:
+) -> tuple[str, list[str]]:
     """A town of four villages, two micro-grids each, and its roster (COPY)."""
     city = await new_area(grids, gpb.AREA_KIND_CITY, "")
     town = await new_area(grids, gpb.AREA_KIND_TOWN, city.id)
@@ -57,7 +62,7 @@ async def city_with_roster(
     async with residents.pool.acquire() as conn:
         micro_grids = await micro_grids_of_city(conn, uuid.UUID(city.id))
     await load(residents.pool, Keyring.from_env({}), micro_grids, POPULATION, seed=9)
-    return villages
+    return town.id, villages
 
 
 @contextmanager
@@ -154,7 +159,7 @@ async def test_a_campaign_over_a_thousand_recipients_survives_a_killed_worker(
     tmp_path: Path,
 ) -> None:
     worker_log = tmp_path / "worker.log"
-    villages = await city_with_roster(grids_channel, residents_service)
+    town_id, villages = await city_with_roster(grids_channel, residents_service)
     async with residents_service.pool.acquire() as conn:
         roster = await conn.fetchval(
             "SELECT count(*) FROM residents WHERE care_update_time IS NOT NULL"
@@ -202,6 +207,10 @@ async def test_a_campaign_over_a_thousand_recipients_survives_a_killed_worker(
             )
             result = await asyncio.wait_for(handle.result(), timeout=180)
         final = await campaign(stack.care, campaign_id)
+        figures = await stack.care.GetCareFigures(
+            pb.GetCareFiguresRequest(area_id=town_id, year=_report_year()),
+            metadata=AS_OPERATOR,
+        )
         await record(handle, "CampaignWorkflow", "thousand-recipients-restart")
 
     assert roster >= 1_000
@@ -216,3 +225,4 @@ async def test_a_campaign_over_a_thousand_recipients_survives_a_killed_worker(
         roster,
     )
     assert len(stack.notifications.titled("Campaign started")) == 1
+    assert figures.figures.care_packages == result.delivered
