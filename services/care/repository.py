@@ -15,6 +15,7 @@ _PLAN_COLUMNS = (
     " last_visit_time, create_time, update_time"
 )
 PENDING, DELIVERED, REFUSED = 1, 2, 3
+NOT_AT_HOME = 2
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,10 @@ async def insert_visit(
     )
     assert record is not None
     visit = VisitRow(**dict(record))
+    if outcome == NOT_AT_HOME:
+        # Nobody was seen: the visit stays due, and turns into a missed visit
+        # for the grid worker if nobody gets in before the grace runs out.
+        return visit
     await conn.execute(
         "UPDATE care_plans SET last_visit_time = $2 WHERE recipient_id = $1",
         plan.recipient_id,

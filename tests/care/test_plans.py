@@ -153,6 +153,36 @@ async def test_due_list_holds_visits_and_deliveries_and_a_visit_moves_them(
     assert len(after.items) == 2
 
 
+async def test_nobody_at_home_leaves_the_visit_due(
+    care: pb_grpc.CareServiceAsyncStub,
+    grids_channel: grpc.aio.Channel,
+    residents_channel: grpc.aio.Channel,
+) -> None:
+    place = await fresh_village(grids_channel)
+    team = await squad(grids_channel, place.area.id)
+    person = await recipient(residents_channel, place.micro_grid)
+    created = await assign(care, person, team, team.member_ids[0])
+
+    reply = await care.RecordVisit(
+        pb.RecordVisitRequest(
+            recipient_id=person,
+            member_id=team.member_ids[0],
+            outcome=pb.VISIT_OUTCOME_NOT_AT_HOME,
+        ),
+        metadata=AS_OPERATOR,
+    )
+    due = await care.ListDueVisits(
+        pb.ListDueVisitsRequest(squad_id=team.id), metadata=AS_OPERATOR
+    )
+
+    assert reply.visit.outcome == pb.VISIT_OUTCOME_NOT_AT_HOME
+    assert not reply.plan.HasField("last_visit_time")
+    (item,) = due.items
+    assert item.due_time.ToDatetime() == (
+        created.create_time.ToDatetime() + timedelta(days=7)
+    )
+
+
 async def test_a_visit_finding_the_recipient_in_need_opens_one_case(
     care: pb_grpc.CareServiceAsyncStub,
     grids_channel: grpc.aio.Channel,

@@ -75,6 +75,9 @@ class _VisitOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_VisitOut
     VISIT_OUTCOME_UNSPECIFIED: _VisitOutcome.ValueType  # 0
     VISIT_OUTCOME_DONE: _VisitOutcome.ValueType  # 1
     VISIT_OUTCOME_NOT_AT_HOME: _VisitOutcome.ValueType  # 2
+    """Nobody was seen: the visit stays due (and is reported as missed if
+    nobody gets in before the grace runs out).
+    """
     VISIT_OUTCOME_NEEDS_HELP: _VisitOutcome.ValueType  # 3
     """The recipient needs help: an errand or a case is opened."""
 
@@ -83,6 +86,9 @@ class VisitOutcome(_VisitOutcome, metaclass=_VisitOutcomeEnumTypeWrapper): ...
 VISIT_OUTCOME_UNSPECIFIED: VisitOutcome.ValueType  # 0
 VISIT_OUTCOME_DONE: VisitOutcome.ValueType  # 1
 VISIT_OUTCOME_NOT_AT_HOME: VisitOutcome.ValueType  # 2
+"""Nobody was seen: the visit stays due (and is reported as missed if
+nobody gets in before the grace runs out).
+"""
 VISIT_OUTCOME_NEEDS_HELP: VisitOutcome.ValueType  # 3
 """The recipient needs help: an errand or a case is opened."""
 Global___VisitOutcome: _TypeAlias = VisitOutcome  # noqa: Y015
