@@ -147,9 +147,10 @@ async def care_service(
     saved = {key: os.environ.get(key) for key in addresses}
     os.environ.update(addresses)
     try:
-        service = await start_service(
-            CARE, settings, port=0, temporal=temporal_env.client
-        )
+        # A queue no worker polls: squad workflows it starts stay idle and
+        # never land on another test's worker.
+        idle = dataclasses.replace(settings, temporal_task_queue="care-session-idle")
+        service = await start_service(CARE, idle, port=0, temporal=temporal_env.client)
     finally:
         for key, value in saved.items():
             if value is None:
