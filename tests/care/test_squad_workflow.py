@@ -35,6 +35,7 @@ from tests.care.support import (
 )
 from tests.conftest import start_time_skipping
 from tests.histories import record
+from workflows import search_attributes as sa
 from workflows.care.workflows import (
     AreaModeResult,
     SquadInput,
@@ -67,6 +68,12 @@ async def settled(client: Client, team: Squad, mode: str, visits: int) -> SquadS
             return view
         await asyncio.sleep(0.2)
     raise AssertionError(f"squad {team.id} did not reach {mode}: {view}")
+
+
+async def area_mode_shown(client: Client, team: Squad) -> str | None:
+    handle = client.get_workflow_handle(squad_workflow_id(team.id))
+    described = await handle.describe()
+    return described.typed_search_attributes.get(sa.AREA_MODE)
 
 
 def _visits(view: SquadSchedule) -> int:
@@ -117,6 +124,7 @@ async def test_switching_a_town_into_wartime_changes_every_squad_and_back(
             war.workflow_id, result_type=AreaModeResult
         ).result()
         wartime = [await settled(client, s, "wartime", 2) for s in place.squads]
+        shown = [await area_mode_shown(client, s) for s in place.squads]
 
         peace = await switch(stack, place.town.id, gpb.MODE_PEACETIME)
         await client.get_workflow_handle(peace.workflow_id).result()
@@ -130,6 +138,8 @@ async def test_switching_a_town_into_wartime_changes_every_squad_and_back(
 
     switched_at = war.area_mode.switch_time.ToDatetime(tzinfo=UTC)
     assert (told.villages, told.squads) == (2, 4)
+    # What operators filter on: AreaMode = 'wartime'.
+    assert shown == ["wartime"] * 4
     for before, during, after in zip(peacetime, wartime, back, strict=True):
         alone = {i.recipient_id: i for i in during.items if i.kind == pb.DUE_KIND_VISIT}
         for item in alone.values():
