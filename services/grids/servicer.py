@@ -21,7 +21,7 @@ from services.common.pagination import (
 from services.common.validation import Violations
 from services.grids import config
 from services.grids import repository as repo
-from services.grids.repository import AreaRow
+from services.grids.repository import AreaRow, ModeRow
 
 Context = Any  # grpc.aio.ServicerContext; typed loosely to match the stubs.
 
@@ -33,6 +33,10 @@ KIND_NAMES: dict[int, str] = {
     pb.AREA_KIND_MICRO_GRID: "micro-grid",
 }
 EDITORS = (Role.OPERATOR, Role.SYSTEM)
+MODES = {pb.MODE_PEACETIME, pb.MODE_WARTIME}
+# Areas a mode is switched for: a whole city, town or village at once.
+SWITCHABLE = (pb.AREA_KIND_CITY, pb.AREA_KIND_TOWN, pb.AREA_KIND_VILLAGE)
+REASON_MAX = 500
 
 
 class GridsServicer(pb_grpc.GridsServiceServicer):
@@ -179,6 +183,69 @@ class GridsServicer(pb_grpc.GridsServiceServicer):
             response_type=pb.MoveAreaResponse,
             action=move,
         )
+
+    async def SetAreaMode(
+        self, request: pb.SetAreaModeRequest, context: Context
+    ) -> pb.SetAreaModeResponse:
+        caller = caller_of(context)
+        caller.require(*EDITORS)
+        v = Violations()
+        area_id = v.id("area_id", request.area_id)
+        if request.mode not in MODES:
+            v.add("mode", "must be peacetime or wartime")
+        reason = v.text("reason", request.reason, max_length=REASON_MAX)
+        v.request_id(request.request_id)
+        v.raise_if_any()
+        assert area_id is not None
+
+        async def switch(conn: Connection) -> pb.SetAreaModeResponse:
+            area = await _existing(conn, area_id, "area_id", for_update=True)
+            if area.kind not in SWITCHABLE:
+                raise FailedPrecondition(
+                    f"area_id: a mode is switched for a city, town or village,"
+                    f" not a {KIND_NAMES[area.kind]}",
+                    subject="area_id",
+                )
+            row = await repo.set_mode(
+                conn, area, mode=request.mode, reason=reason, switched_by=caller.subject
+            )
+            return pb.SetAreaModeResponse(area_mode=mode_proto(area, row))
+
+        return await run_once(
+            self._pool,
+            caller=caller,
+            method="SetAreaMode",
+            request=request,
+            response_type=pb.SetAreaModeResponse,
+            action=switch,
+        )
+
+    async def GetAreaMode(
+        self, request: pb.GetAreaModeRequest, context: Context
+    ) -> pb.GetAreaModeResponse:
+        caller_of(context)
+        v = Violations()
+        area_id = v.id("area_id", request.area_id)
+        v.raise_if_any()
+        assert area_id is not None
+        async with self._pool.acquire() as conn:
+            area = await _existing(conn, area_id, "area_id")
+            row = await repo.effective_mode(conn, area)
+        return pb.GetAreaModeResponse(area_mode=mode_proto(area, row))
+
+
+def mode_proto(area: AreaRow, row: ModeRow | None) -> pb.AreaMode:
+    """The mode in force on area; peacetime when no switch covers it."""
+    if row is None:
+        return pb.AreaMode(area_id=str(area.id), mode=pb.MODE_PEACETIME)
+    return pb.AreaMode(
+        area_id=str(area.id),
+        mode=row.mode,  # type: ignore[arg-type]
+        switched_area_id=str(row.area_id),
+        reason=row.reason,
+        switched_by=row.switched_by,
+        switch_time=_timestamp(row.switch_time),
+    )
 
 
 def to_proto(area: AreaRow) -> pb.Area:

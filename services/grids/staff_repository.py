@@ -20,6 +20,7 @@ _HELPER_COLUMNS = (
 
 ON_DUTY = 1
 GRID_WORKER, VOLUNTEER, SQUAD_MEMBER = 1, 2, 5
+WARTIME = 2
 
 
 @dataclass(frozen=True)
@@ -193,10 +194,16 @@ async def list_helpers(
 
 # The micro-grid's grid and village come from its ancestor list
 # ([city, town, village, grid]); each tier is one index lookup on
-# helper_areas, and a helper found in several tiers keeps its best.
+# helper_areas, and a helper found in several tiers keeps its best. In
+# wartime (the nearest switch above the micro-grid) squad members go first.
 _RANK_SQL = f"""
 WITH place AS (
-    SELECT id AS micro_grid, ancestor_ids[4] AS grid, ancestor_ids[3] AS village
+    SELECT id AS micro_grid, ancestor_ids[4] AS grid, ancestor_ids[3] AS village,
+        coalesce((
+            SELECT m.mode = {WARTIME} FROM area_modes m JOIN areas s ON s.id = m.area_id
+            WHERE m.area_id = ANY(areas.ancestor_ids)
+            ORDER BY cardinality(s.ancestor_ids) DESC LIMIT 1
+        ), false) AS wartime
     FROM areas WHERE id = $1 AND kind = 5
 ), tiers AS (
     SELECT ha.helper_id, 1 AS tier FROM place p JOIN helper_areas ha
@@ -217,7 +224,8 @@ WITH place AS (
 SELECT {_HELPER_COLUMNS}, b.tier AS rank_tier
 FROM best b JOIN helpers h ON h.id = b.helper_id
 WHERE h.active AND h.availability = {ON_DUTY}
-ORDER BY b.tier, h.load, h.id
+ORDER BY CASE WHEN b.tier = 3 AND (SELECT wartime FROM place) THEN 0
+    ELSE b.tier END, h.load, h.id
 LIMIT $3
 """
 

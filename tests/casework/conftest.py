@@ -9,7 +9,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from services.common.config import Settings
 from services.common.server import RunningService
-from tests.casework.support import Stack, casework_stack, register_search_attributes
+from tests.casework.support import Stack, casework_stack
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +20,6 @@ async def skipping_stack(
     residents_channel: grpc.aio.Channel,
     time_skipping_env: WorkflowEnvironment,
 ) -> AsyncIterator[Stack]:
-    await register_search_attributes(time_skipping_env.client)
     async with casework_stack(
         settings,
         grids_service.port,

@@ -22,8 +22,6 @@ from cloudark.grids.v1 import staff_pb2 as staff_pb
 from cloudark.grids.v1 import staff_pb2_grpc as staff_grpc
 from cloudark.residents.v1 import residents_pb2_grpc as residents_grpc
 from temporalio import activity
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -33,7 +31,6 @@ from services.common.identity import Caller, Role
 from services.common.server import RunningService, start_service
 from tests.conftest import OPERATOR
 from tests.residents import support as people
-from workflows import search_attributes
 from workflows.casework.activities import CaseworkActivities
 from workflows.casework.workflows import CaseWorkflow
 from workflows.messaging import (
@@ -138,19 +135,6 @@ async def casework_stack(
                 yield stack
     finally:
         await service.stop(grace=1)
-
-
-async def register_search_attributes(client: Client) -> None:
-    """The time-skipping server knows only the attributes it is told about."""
-    await client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=client.namespace,
-            search_attributes={
-                key.name: IndexedValueType.ValueType(key.indexed_value_type)
-                for key in search_attributes.ALL
-            },
-        )
-    )
 
 
 @dataclass

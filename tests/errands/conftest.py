@@ -1,7 +1,6 @@
 """Fixtures of the errands tests: the notifications stand-in, and the
 time-skipping server with the custom search attributes registered."""
 
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -9,17 +8,13 @@ from dataclasses import dataclass
 import grpc
 import pytest
 from cloudark.notifications.v1 import notifications_pb2_grpc as npb_grpc
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from services.common.config import Settings
 from services.common.server import RunningService
 from services.errands.config import Promise
 from tests.errands.support import FakeNotifications, Stack, stack
-from workflows import search_attributes
 
 
 @pytest.fixture(scope="session")
@@ -39,17 +34,7 @@ async def notifications() -> AsyncIterator[tuple[FakeNotifications, int]]:
 async def skipping_env(
     time_skipping_env: WorkflowEnvironment,
 ) -> WorkflowEnvironment:
-    """The time-skipping server, knowing the search attributes errands set."""
-    request = AddSearchAttributesRequest(
-        namespace=time_skipping_env.client.namespace,
-        search_attributes={
-            key.name: IndexedValueType.ValueType(int(key.indexed_value_type))
-            for key in search_attributes.ALL
-        },
-    )
-    # Already registered when an earlier run of the session did it.
-    with contextlib.suppress(RPCError):
-        await time_skipping_env.client.operator_service.add_search_attributes(request)
+    """The session's time-skipping server (it knows our search attributes)."""
     return time_skipping_env
 
 

@@ -8,10 +8,6 @@ from datetime import timedelta
 import grpc
 from cloudark.merchants.v1 import merchants_pb2 as pb
 from cloudark.residents.v1 import residents_pb2 as rpb
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from services.common.config import Settings
@@ -34,32 +30,8 @@ from tests.merchants.support import (
     stubs,
 )
 from tests.merchants.test_redemptions import precondition_kind
-from workflows import search_attributes
 from workflows.redemption.workflows import RedemptionWorkflow
 from workflows.worker import build_worker
-
-_INDEXED = {
-    "KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-    "DATETIME": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
-    "BOOL": IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
-}
-
-
-async def register_search_attributes(client: Client) -> None:
-    """The time-skipping server knows no custom search attributes until told
-    (and answers ALREADY_EXISTS when told twice)."""
-    wanted = {
-        key.name: _INDEXED[key.indexed_value_type.name] for key in search_attributes.ALL
-    }
-    try:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(
-                namespace=client.namespace, search_attributes=wanted
-            )
-        )
-    except RPCError as error:
-        if error.status != RPCStatusCode.ALREADY_EXISTS:
-            raise
 
 
 async def test_an_unconfirmed_redemption_expires_and_moves_no_points(
@@ -72,7 +44,6 @@ async def test_an_unconfirmed_redemption_expires_and_moves_no_points(
     task_queue: str,
 ) -> None:
     client = time_skipping_env.client
-    await register_search_attributes(client)
     async with merchants_stack(
         settings, grids_service, residents_service, client, task_queue
     ) as (service, channels):

@@ -52,6 +52,26 @@ AREA_KIND_MICRO_GRID: AreaKind.ValueType  # 5
 """50 to 80 households with one group chat."""
 Global___AreaKind: _TypeAlias = AreaKind  # noqa: Y015
 
+class _Mode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Mode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MODE_UNSPECIFIED: _Mode.ValueType  # 0
+    MODE_PEACETIME: _Mode.ValueType  # 1
+    MODE_WARTIME: _Mode.ValueType  # 2
+
+class Mode(_Mode, metaclass=_ModeEnumTypeWrapper):
+    """Peacetime or wartime (an epidemic wave): the same people switch from
+    publicity and help to deliveries, access control and round-the-clock duty.
+    """
+
+MODE_UNSPECIFIED: Mode.ValueType  # 0
+MODE_PEACETIME: Mode.ValueType  # 1
+MODE_WARTIME: Mode.ValueType  # 2
+Global___Mode: _TypeAlias = Mode  # noqa: Y015
+
 @_typing.final
 class Area(_message.Message):
     """One node of the hierarchy."""
@@ -341,3 +361,133 @@ class MoveAreaResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MoveAreaResponse: _TypeAlias = MoveAreaResponse  # noqa: Y015
+
+@_typing.final
+class AreaMode(_message.Message):
+    """The mode in force in an area, and where it comes from."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AREA_ID_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    SWITCHED_AREA_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    SWITCHED_BY_FIELD_NUMBER: _builtins.int
+    SWITCH_TIME_FIELD_NUMBER: _builtins.int
+    area_id: _builtins.str
+    mode: Global___Mode.ValueType
+    switched_area_id: _builtins.str
+    """The area whose switch is in force (the area or an ancestor); empty when
+    no switch covers it (peacetime by default).
+    """
+    reason: _builtins.str
+    switched_by: _builtins.str
+    """Subject of the caller who made the switch."""
+    @_builtins.property
+    def switch_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        area_id: _builtins.str = ...,
+        mode: Global___Mode.ValueType = ...,
+        switched_area_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        switched_by: _builtins.str = ...,
+        switch_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["switch_time", b"switch_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["area_id", b"area_id", "mode", b"mode", "reason", b"reason", "switch_time", b"switch_time", "switched_area_id", b"switched_area_id", "switched_by", b"switched_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AreaMode: _TypeAlias = AreaMode  # noqa: Y015
+
+@_typing.final
+class SetAreaModeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AREA_ID_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    area_id: _builtins.str
+    """A city, town or village."""
+    mode: Global___Mode.ValueType
+    reason: _builtins.str
+    """Required, at most 500 characters; no personal data."""
+    request_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        area_id: _builtins.str = ...,
+        mode: Global___Mode.ValueType = ...,
+        reason: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["area_id", b"area_id", "mode", b"mode", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetAreaModeRequest: _TypeAlias = SetAreaModeRequest  # noqa: Y015
+
+@_typing.final
+class SetAreaModeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AREA_MODE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def area_mode(self) -> Global___AreaMode: ...
+    def __init__(
+        self,
+        *,
+        area_mode: Global___AreaMode | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["area_mode", b"area_mode"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["area_mode", b"area_mode"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetAreaModeResponse: _TypeAlias = SetAreaModeResponse  # noqa: Y015
+
+@_typing.final
+class GetAreaModeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AREA_ID_FIELD_NUMBER: _builtins.int
+    area_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        area_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["area_id", b"area_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAreaModeRequest: _TypeAlias = GetAreaModeRequest  # noqa: Y015
+
+@_typing.final
+class GetAreaModeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AREA_MODE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def area_mode(self) -> Global___AreaMode: ...
+    def __init__(
+        self,
+        *,
+        area_mode: Global___AreaMode | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["area_mode", b"area_mode"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["area_mode", b"area_mode"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAreaModeResponse: _TypeAlias = GetAreaModeResponse  # noqa: Y015

@@ -66,6 +66,16 @@ class GridsServiceStub:
                 request_serializer=cloudark_dot_grids_dot_v1_dot_grids__pb2.MoveAreaRequest.SerializeToString,
                 response_deserializer=cloudark_dot_grids_dot_v1_dot_grids__pb2.MoveAreaResponse.FromString,
                 _registered_method=True)
+        self.SetAreaMode = channel.unary_unary(
+                '/cloudark.grids.v1.GridsService/SetAreaMode',
+                request_serializer=cloudark_dot_grids_dot_v1_dot_grids__pb2.SetAreaModeRequest.SerializeToString,
+                response_deserializer=cloudark_dot_grids_dot_v1_dot_grids__pb2.SetAreaModeResponse.FromString,
+                _registered_method=True)
+        self.GetAreaMode = channel.unary_unary(
+                '/cloudark.grids.v1.GridsService/GetAreaMode',
+                request_serializer=cloudark_dot_grids_dot_v1_dot_grids__pb2.GetAreaModeRequest.SerializeToString,
+                response_deserializer=cloudark_dot_grids_dot_v1_dot_grids__pb2.GetAreaModeResponse.FromString,
+                _registered_method=True)
 
 
 class GridsServiceServicer:
@@ -116,6 +126,23 @@ class GridsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetAreaMode(self, request, context):
+        """Switches an area (a city, town or village), with everything beneath
+        it, into peacetime or wartime, with a reason. Earlier switches of areas
+        beneath it are overridden; every switch is kept on record.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAreaMode(self, request, context):
+        """The mode in force in an area: set on the area itself or inherited from
+        the nearest ancestor that was switched; peacetime when none was.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GridsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -143,6 +170,16 @@ def add_GridsServiceServicer_to_server(servicer, server):
                     servicer.MoveArea,
                     request_deserializer=cloudark_dot_grids_dot_v1_dot_grids__pb2.MoveAreaRequest.FromString,
                     response_serializer=cloudark_dot_grids_dot_v1_dot_grids__pb2.MoveAreaResponse.SerializeToString,
+            ),
+            'SetAreaMode': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAreaMode,
+                    request_deserializer=cloudark_dot_grids_dot_v1_dot_grids__pb2.SetAreaModeRequest.FromString,
+                    response_serializer=cloudark_dot_grids_dot_v1_dot_grids__pb2.SetAreaModeResponse.SerializeToString,
+            ),
+            'GetAreaMode': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAreaMode,
+                    request_deserializer=cloudark_dot_grids_dot_v1_dot_grids__pb2.GetAreaModeRequest.FromString,
+                    response_serializer=cloudark_dot_grids_dot_v1_dot_grids__pb2.GetAreaModeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -287,6 +324,60 @@ class GridsService:
             '/cloudark.grids.v1.GridsService/MoveArea',
             cloudark_dot_grids_dot_v1_dot_grids__pb2.MoveAreaRequest.SerializeToString,
             cloudark_dot_grids_dot_v1_dot_grids__pb2.MoveAreaResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAreaMode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cloudark.grids.v1.GridsService/SetAreaMode',
+            cloudark_dot_grids_dot_v1_dot_grids__pb2.SetAreaModeRequest.SerializeToString,
+            cloudark_dot_grids_dot_v1_dot_grids__pb2.SetAreaModeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAreaMode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cloudark.grids.v1.GridsService/GetAreaMode',
+            cloudark_dot_grids_dot_v1_dot_grids__pb2.GetAreaModeRequest.SerializeToString,
+            cloudark_dot_grids_dot_v1_dot_grids__pb2.GetAreaModeResponse.FromString,
             options,
             channel_credentials,
             insecure,

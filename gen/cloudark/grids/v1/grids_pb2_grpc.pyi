@@ -56,6 +56,15 @@ class GridsServiceStub:
     """Moves an area, with everything beneath it, under another parent of the
     right kind.
     """
+    SetAreaMode: _grpc.UnaryUnaryMultiCallable[_grids_pb2.SetAreaModeRequest, _grids_pb2.SetAreaModeResponse]
+    """Switches an area (a city, town or village), with everything beneath
+    it, into peacetime or wartime, with a reason. Earlier switches of areas
+    beneath it are overridden; every switch is kept on record.
+    """
+    GetAreaMode: _grpc.UnaryUnaryMultiCallable[_grids_pb2.GetAreaModeRequest, _grids_pb2.GetAreaModeResponse]
+    """The mode in force in an area: set on the area itself or inherited from
+    the nearest ancestor that was switched; peacetime when none was.
+    """
 
 @_typing.type_check_only
 class GridsServiceAsyncStub(GridsServiceStub):
@@ -84,6 +93,15 @@ class GridsServiceAsyncStub(GridsServiceStub):
     MoveArea: _aio.UnaryUnaryMultiCallable[_grids_pb2.MoveAreaRequest, _grids_pb2.MoveAreaResponse]  # type: ignore[assignment]
     """Moves an area, with everything beneath it, under another parent of the
     right kind.
+    """
+    SetAreaMode: _aio.UnaryUnaryMultiCallable[_grids_pb2.SetAreaModeRequest, _grids_pb2.SetAreaModeResponse]  # type: ignore[assignment]
+    """Switches an area (a city, town or village), with everything beneath
+    it, into peacetime or wartime, with a reason. Earlier switches of areas
+    beneath it are overridden; every switch is kept on record.
+    """
+    GetAreaMode: _aio.UnaryUnaryMultiCallable[_grids_pb2.GetAreaModeRequest, _grids_pb2.GetAreaModeResponse]  # type: ignore[assignment]
+    """The mode in force in an area: set on the area itself or inherited from
+    the nearest ancestor that was switched; peacetime when none was.
     """
 
 class GridsServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -140,6 +158,27 @@ class GridsServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_grids_pb2.MoveAreaResponse, _abc.Awaitable[_grids_pb2.MoveAreaResponse]]:
         """Moves an area, with everything beneath it, under another parent of the
         right kind.
+        """
+
+    @_abc_1.abstractmethod
+    def SetAreaMode(
+        self,
+        request: _grids_pb2.SetAreaModeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_grids_pb2.SetAreaModeResponse, _abc.Awaitable[_grids_pb2.SetAreaModeResponse]]:
+        """Switches an area (a city, town or village), with everything beneath
+        it, into peacetime or wartime, with a reason. Earlier switches of areas
+        beneath it are overridden; every switch is kept on record.
+        """
+
+    @_abc_1.abstractmethod
+    def GetAreaMode(
+        self,
+        request: _grids_pb2.GetAreaModeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_grids_pb2.GetAreaModeResponse, _abc.Awaitable[_grids_pb2.GetAreaModeResponse]]:
+        """The mode in force in an area: set on the area itself or inherited from
+        the nearest ancestor that was switched; peacetime when none was.
         """
 
 def add_GridsServiceServicer_to_server(servicer: GridsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -686,7 +686,10 @@ class RankHelpersResponse(_message.Message):
     CANDIDATES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def candidates(self) -> _containers.RepeatedCompositeFieldContainer[Global___RankedHelper]:
-        """Best first: by tier, then by load, then by id."""
+        """Best first: by tier, then by load, then by id. Where the micro-grid is
+        in wartime (GridsService.GetAreaMode), the village's squad members come
+        first for every need but case follow-up.
+        """
 
     def __init__(
         self,
