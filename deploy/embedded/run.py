@@ -9,10 +9,18 @@ import os
 import sys
 from pathlib import Path
 
+from services.catalog import DEFINITIONS
 from services.common.config import ROOT, Settings
 
 PROCFILE = Path(__file__).with_name("Procfile")
-APP_PROCESSES = ["grids", "residents", "gateway", "codec", "worker", "ready"]
+# Every gRPC service of the catalog, then the processes around them.
+APP_PROCESSES = [
+    *(definition.name for definition in DEFINITIONS),
+    "gateway",
+    "codec",
+    "worker",
+    "ready",
+]
 
 
 def processes(settings: Settings) -> list[str]:
