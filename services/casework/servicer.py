@@ -219,7 +219,14 @@ class CaseworkServicer(pb_grpc.CaseworkServiceServicer):
             if helper.supervisor_id:
                 boss = await self._grids.helper(helper.supervisor_id, "helper_id")
                 supervisor = boss.person_id
-            return AssignInput(caller.subject, helper.person_id, supervisor, note)
+            return AssignInput(
+                caller.subject,
+                helper.person_id,
+                supervisor,
+                note,
+                helper_id=helper.id,
+                supervisor_helper_id=helper.supervisor_id,
+            )
 
         return await self._apply(
             context,

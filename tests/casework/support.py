@@ -149,6 +149,8 @@ class Scene:
     market: staff_pb.Helper
     fire: staff_pb.Helper
     resident_id: str
+    # Staff are told through their helper ids.
+    supervisor_helper: str = ""
 
     @property
     def as_worker(self) -> tuple[tuple[str, str], ...]:
@@ -207,7 +209,14 @@ async def scene(grids: grpc.aio.Channel, residents: grpc.aio.Channel) -> Scene:
     home = await people.household(stub, place.micro_grid)
     resident = await people.resident(stub, home.id)
     return Scene(
-        place, worker.person_id, boss.person_id, worker.id, market, fire, resident.id
+        place,
+        worker.person_id,
+        boss.person_id,
+        worker.id,
+        market,
+        fire,
+        resident.id,
+        supervisor_helper=boss.id,
     )
 
 

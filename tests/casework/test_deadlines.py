@@ -79,7 +79,7 @@ async def test_missed_verification_deadline_escalates_to_the_supervisor(
     assert late.record.assignee_id == city.supervisor_person
     assert "supervisor" in late.record.timeline[-1].note
     title = "Verification overdue"
-    assert messages_to(skipping_stack, case.record.id, city.supervisor_person, title)
+    assert messages_to(skipping_stack, case.record.id, city.supervisor_helper, title)
     handle = skipping_stack.client.get_workflow_handle(f"case-{case.record.id}")
     await record(handle, "CaseWorkflow", "verification-missed")
 
@@ -228,10 +228,10 @@ async def test_department_that_never_acknowledges_is_flagged_and_chased(
     assert late.stage == pb.CASE_STAGE_ESCALATED
     assert late.overdue
     assert "did not acknowledge" in late.record.timeline[-1].note
-    fire = city.fire.person_id
+    fire = city.fire.id
     assert messages_to(skipping_stack, case_id, fire, "Acknowledgement overdue") == 1
     title = "Department has not acknowledged"
-    assert messages_to(skipping_stack, case_id, city.worker_person, title) == 1
+    assert messages_to(skipping_stack, case_id, city.worker_helper, title) == 1
 
 
 async def test_restarted_worker_sends_the_reminder_and_reinspection_once(
@@ -263,7 +263,7 @@ async def test_restarted_worker_sends_the_reminder_and_reinspection_once(
             await time_skipping_env.sleep(timedelta(days=6))
             after = await view(stack, case_id)
 
-    worker = city.worker_person
+    worker = city.worker_helper
     assert messages_to(stack, case_id, worker, "Rectification due soon") == 1
     assert messages_to(stack, case_id, worker, "Re-inspection due") == 1
     assert after.stage == pb.CASE_STAGE_REINSPECTING

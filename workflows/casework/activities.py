@@ -40,6 +40,8 @@ class FindWorkerResult:
     # Empty when the grid has no active grid worker.
     person_id: str
     supervisor_person_id: str
+    helper_id: str = ""
+    supervisor_helper_id: str = ""
 
 
 class CaseworkActivities:
@@ -80,7 +82,10 @@ class CaseworkActivities:
         except grpc.aio.AioRpcError as error:
             raise activity_error(error) from error
         return FindWorkerResult(
-            person_id=helper.person_id, supervisor_person_id=supervisor
+            person_id=helper.person_id,
+            supervisor_person_id=supervisor,
+            helper_id=helper.id,
+            supervisor_helper_id=helper.supervisor_id,
         )
 
     async def _ranked_worker(self, micro_grid_id: str) -> staff_pb.Helper | None:

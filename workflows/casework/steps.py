@@ -45,8 +45,12 @@ class CaseState:
 
     stage: int
     status: int
+    # Person ids (staff accounts), as the case record names them.
     assignee_id: str = ""
     supervisor_id: str = ""
+    # The same people's helper ids, as the notifications service addresses staff.
+    assignee_helper_id: str = ""
+    supervisor_helper_id: str = ""
     deadline: datetime | None = None
     deadline_kind: int = pb.DEADLINE_KIND_UNSPECIFIED
     reminder_time: datetime | None = None

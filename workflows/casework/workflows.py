@@ -45,6 +45,8 @@ CONFIRMING = {
     pb.VISIT_OUTCOME_FRAUD_RECORDED,
 }
 # Who hears of a case: residents in the app, staff (patrol reporters) too.
+# Patch: staff are told through their helper ids, no longer their person ids.
+STAFF_BY_HELPER_ID = "staff-by-helper-id"
 RESIDENT_SOURCES = {
     grids_pb.CASE_SOURCE_RESIDENT_TIP_OFF,
     grids_pb.CASE_SOURCE_HOTLINE,
@@ -88,6 +90,8 @@ class AssignInput:
     person_id: str
     supervisor_person_id: str
     note: str = ""
+    helper_id: str = ""
+    supervisor_helper_id: str = ""
 
 
 @dataclass
@@ -210,7 +214,11 @@ class CaseWorkflow:
     async def assign(self, data: AssignInput) -> CaseState:
         async with self._lock:
             refused(steps.check_assign(self._state))
-            await self._assign(data.actor_id, data.person_id, data.supervisor_person_id)
+            await self._assign(
+                data.actor_id,
+                (data.person_id, data.helper_id),
+                (data.supervisor_person_id, data.supervisor_helper_id),
+            )
             return self._changed()
 
     @assign.validator
@@ -349,7 +357,11 @@ class CaseWorkflow:
         if not worker.person_id:
             await self._step(0, "system", "no grid worker found; waiting for one")
             return
-        await self._assign("system", worker.person_id, worker.supervisor_person_id)
+        await self._assign(
+            "system",
+            (worker.person_id, worker.helper_id),
+            (worker.supervisor_person_id, worker.supervisor_helper_id),
+        )
 
     async def _link_to_original(self) -> None:
         original = self._data.duplicate_of
@@ -382,9 +394,13 @@ class CaseWorkflow:
             workflow.logger.warning("case %s: no grid worker found", self._data.case_id)
             return FindWorkerResult(person_id="", supervisor_person_id="")
 
-    async def _assign(self, actor_id: str, person_id: str, supervisor: str) -> None:
+    async def _assign(
+        self, actor_id: str, worker: tuple[str, str], supervisor: tuple[str, str]
+    ) -> None:
+        """worker and supervisor are (person id, helper id) pairs."""
         state = self._state
-        state.assignee_id, state.supervisor_id = person_id, supervisor
+        state.assignee_id, state.assignee_helper_id = worker
+        state.supervisor_id, state.supervisor_helper_id = supervisor
         if state.stage == pb.CASE_STAGE_UNASSIGNED:
             self._set_stage(pb.CASE_STAGE_VERIFYING)
             hours = self._data.rules.verify_hours
@@ -395,7 +411,7 @@ class CaseWorkflow:
             f"{key}/worker",
             "New case",
             "A case was assigned to you.",
-            staff=[person_id],
+            staff=[self._assignee()],
         )
         await self._tell_reporter(key, "A grid worker will visit.")
 
@@ -462,7 +478,7 @@ class CaseWorkflow:
             f"{key}/worker",
             "Re-inspection due",
             "Re-inspect the rectification of your case.",
-            staff=[self._state.assignee_id],
+            staff=[self._assignee()],
         )
 
     async def _rectify_again(self, data: ReinspectionInput) -> None:
@@ -485,7 +501,7 @@ class CaseWorkflow:
             f"{key}/department",
             "Case escalated to you",
             f"Acknowledge within {hours} hours.",
-            staff=[data.contact_person_id],
+            staff=[self._staff(data.contact_id, data.contact_person_id)],
         )
         await self._tell_reporter(key, "The case was handed to a department.")
 
@@ -520,7 +536,7 @@ class CaseWorkflow:
             f"{key}/worker",
             "Case reopened",
             "Visit the case again.",
-            staff=[state.assignee_id],
+            staff=[self._assignee()],
         )
         await self._tell_reporter(
             key, "The case is reopened; a grid worker will visit."
@@ -550,15 +566,16 @@ class CaseWorkflow:
             f"{key}/worker",
             "Rectification due soon",
             "The rectification deadline of your case is near.",
-            staff=[self._state.assignee_id],
+            staff=[self._assignee()],
         )
 
     async def _verification_missed(self) -> None:
         state = self._state
         self._mark_overdue()
-        supervisor = state.supervisor_id
+        supervisor, supervisor_helper = state.supervisor_id, state.supervisor_helper_id
         if supervisor:
             state.assignee_id, state.supervisor_id = supervisor, ""
+            state.assignee_helper_id, state.supervisor_helper_id = supervisor_helper, ""
         note = "verification deadline missed; escalated to the grid's supervisor"
         status = grids_pb.CASE_STATUS_ASSIGNED
         key = await self._step(status, "system", note, assignee_id=supervisor)
@@ -567,7 +584,7 @@ class CaseWorkflow:
                 f"{key}/supervisor",
                 "Verification overdue",
                 "A case in your grid missed its verification deadline.",
-                staff=[supervisor],
+                staff=[self._staff(supervisor_helper, supervisor)],
             )
 
     async def _acknowledgement_missed(self) -> None:
@@ -579,9 +596,14 @@ class CaseWorkflow:
             f"{key}/department",
             "Acknowledgement overdue",
             "A case escalated to you waits for your acknowledgement.",
-            staff=[state.department_person_id],
+            staff=[
+                self._staff(state.department_contact_id, state.department_person_id)
+            ],
         )
-        watchers = [p for p in (state.supervisor_id, state.assignee_id) if p]
+        watchers = [
+            self._staff(state.supervisor_helper_id, state.supervisor_id),
+            self._assignee(),
+        ]
         await self._notify(
             f"{key}/grid",
             "Department has not acknowledged",
@@ -679,12 +701,23 @@ class CaseWorkflow:
     ) -> None:
         if source in RESIDENT_SOURCES:
             await self._notify(f"{key}/reporter", "Case update", body, [reporter_id])
-        elif source == grids_pb.CASE_SOURCE_PATROL:
+        elif source == grids_pb.CASE_SOURCE_PATROL and not workflow.patched(
+            STAFF_BY_HELPER_ID
+        ):
             await self._notify(
                 f"{key}/reporter", "Case update", body, staff=[reporter_id]
             )
-        # TODO(#8): departments and other government systems reporting a case
-        # have no inbox yet; they read the case with GetCase.
+        # TODO(#8): a patrol's reporter is named by person id while the
+        # notifications service addresses staff by helper id, and departments
+        # and other government systems have no inbox: they read GetCase.
+
+    def _assignee(self) -> str:
+        return self._staff(self._state.assignee_helper_id, self._state.assignee_id)
+
+    def _staff(self, helper_id: str, person_id: str) -> str:
+        """How to address a staff member: by helper id, as the notifications
+        service asks; histories recorded before that used the person id."""
+        return helper_id if workflow.patched(STAFF_BY_HELPER_ID) else person_id
 
     async def _notify(
         self,

@@ -494,7 +494,9 @@ class ErrandWorkflow:
         within: timedelta = NOTICE_WITHIN,
     ) -> bool:
         residents = [h.person_id for h in helpers if h.kind in RESIDENT_HELPERS]
-        staff = [h.person_id for h in helpers if h.kind not in RESIDENT_HELPERS]
+        # Staff are addressed by helper id, residents (volunteers, squad
+        # members) by their resident id, as the notifications service asks.
+        staff = [h.helper_id for h in helpers if h.kind not in RESIDENT_HELPERS]
         return await self._send(
             SendNotificationInput(
                 title=title,
