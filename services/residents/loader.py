@@ -112,7 +112,13 @@ async def load(
             raise RuntimeError("these micro-grids already have households")
         households = _households(micro_grids, rng)
         await _copy(conn, "households", households)
-        residents = _residents(households, population, keyring, rng)
+        # Numbers of residents already here (an earlier load, registrations)
+        # are not drawn again: one active resident per national ID.
+        taken = {
+            bytes(r["national_id_hash"])
+            for r in await conn.fetch("SELECT national_id_hash FROM residents")
+        }
+        residents = _residents(households, population, keyring, rng, taken)
         await _copy(conn, "residents", residents)
         accounts = {r["id"]: uuid.uuid4() for r in residents}
         in_street = [r["id"] for r in residents if r["area_ids"][1] == street]
@@ -154,17 +160,24 @@ def _residents(
     population: Population,
     keyring: Keyring,
     rng: random.Random,
+    taken: set[bytes],
 ) -> list[dict[str, Any]]:
-    """Residents over random households; recipients over random residents."""
+    """Residents over random households; recipients over random residents.
+    taken holds the lookup hashes of national IDs already in use."""
     homes = rng.choices(households, k=population.residents)
     recipients = set(
         rng.sample(range(population.residents), population.key_service_recipients)
     )
     used: set[str] = set()
+    # Redraws come from a generator of their own, so that a collision leaves
+    # the rest of the load (and its points totals) as the seed makes it.
+    spare = random.Random(population.residents)
     rows = []
     for index, home in enumerate(homes):
         resident_id = uuid.UUID(int=rng.getrandbits(128), version=4)
         number = _national_id(rng, used)
+        while keyring.lookup_hash("national_id", number) in taken:
+            number = _national_id(spare, used)
         phone = f"19{index + 100_000_000:09d}"
         row = {
             "id": resident_id,
