@@ -303,7 +303,7 @@ async def test_breached_errand_is_marked_alerted_and_found_by_operators(
     assert late.errand.status == pb.ERRAND_STATUS_DELIVERED
     assert late.errand.breached
     alerts = [c for c in parts.fake.about(e.id) if "alert-breach" in c.reference]
-    assert [c.staff_ids for c in alerts] == [[place.supervisor.person_id]]
+    assert [c.staff_ids for c in alerts] == [[place.supervisor.id]]
 
 
 async def test_lists_show_each_caller_their_own_errands(
@@ -412,4 +412,4 @@ async def test_cancelling_an_accepted_errand_frees_and_tells_the_helper(
     assert result.status == pb.ERRAND_STATUS_CANCELLED
     assert await load_of(parts.grids, place.worker.id) == 0
     told = [c for c in parts.fake.about(e.id) if c.reference.endswith("/cancel")]
-    assert [c.staff_ids for c in told] == [[place.worker.person_id]]
+    assert [c.staff_ids for c in told] == [[place.worker.id]]

@@ -64,7 +64,7 @@ async def test_nobody_accepting_escalates_to_the_supervisor_and_widens(
     ]
     assert accepted.errand.helper_id == place.neighbour.id
     alerts = [c for c in parts.fake.about(e.id) if "alert-escalate" in c.reference]
-    assert [c.staff_ids for c in alerts] == [[place.supervisor.person_id]]
+    assert [c.staff_ids for c in alerts] == [[place.supervisor.id]]
 
 
 async def test_undelivered_at_the_due_time_is_breached_and_carries_on(
@@ -114,7 +114,7 @@ async def test_undelivered_at_the_due_time_is_breached_and_carries_on(
     assert result.breached
     assert kinds.index(pb.STEP_KIND_BREACHED) < kinds.index(pb.STEP_KIND_DELIVERED)
     alerts = [c for c in parts.fake.about(e.id) if "alert-breach" in c.reference]
-    assert [c.staff_ids for c in alerts] == [[place.supervisor.person_id]]
+    assert [c.staff_ids for c in alerts] == [[place.supervisor.id]]
 
 
 async def test_helper_silent_after_accepting_loses_the_errand(

@@ -494,7 +494,9 @@ class ErrandWorkflow:
         within: timedelta = NOTICE_WITHIN,
     ) -> bool:
         residents = [h.person_id for h in helpers if h.kind in RESIDENT_HELPERS]
-        staff = [h.person_id for h in helpers if h.kind not in RESIDENT_HELPERS]
+        # Notifications resolves staff by their helper id (StaffService), and
+        # delivers to the helper's person; volunteers are reached as residents.
+        staff = [h.helper_id for h in helpers if h.kind not in RESIDENT_HELPERS]
         return await self._send(
             SendNotificationInput(
                 title=title,
