@@ -230,6 +230,16 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
+@pytest.fixture
+async def own_time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of the test's own. The session's server skips
+    time only while no workflow task waits, and other tests leave workflows
+    behind on queues no worker polls any more, which can hold its clock."""
+    env = await start_time_skipping()
+    yield env
+    await env.shutdown()
+
+
 async def start_time_skipping() -> WorkflowEnvironment:
     """A time-skipping test server that knows our custom search attributes."""
     binary = Path(sys.executable).with_name("temporal-test-server")

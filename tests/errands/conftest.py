@@ -30,12 +30,12 @@ async def notifications() -> AsyncIterator[tuple[FakeNotifications, int]]:
     await server.stop(grace=1)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def skipping_env(
-    time_skipping_env: WorkflowEnvironment,
+    own_time_skipping_env: WorkflowEnvironment,
 ) -> WorkflowEnvironment:
-    """The session's time-skipping server (it knows our search attributes)."""
-    return time_skipping_env
+    """A time-skipping server of the test's own (see own_time_skipping_env)."""
+    return own_time_skipping_env
 
 
 @dataclass

@@ -40,10 +40,10 @@ async def test_an_unconfirmed_redemption_expires_and_moves_no_points(
     grids_channel: grpc.aio.Channel,
     residents_service: RunningService,
     residents_channel: grpc.aio.Channel,
-    time_skipping_env: WorkflowEnvironment,
+    own_time_skipping_env: WorkflowEnvironment,
     task_queue: str,
 ) -> None:
-    client = time_skipping_env.client
+    client = own_time_skipping_env.client
     async with merchants_stack(
         settings, grids_service, residents_service, client, task_queue
     ) as (service, channels):
@@ -61,7 +61,7 @@ async def test_an_unconfirmed_redemption_expires_and_moves_no_points(
             handle = client.get_workflow_handle_for(
                 RedemptionWorkflow.run, f"redemption-{started.redemption.id}"
             )
-            await time_skipping_env.sleep(
+            await own_time_skipping_env.sleep(
                 timedelta(minutes=config.CONFIRM_MINUTES, seconds=1)
             )
             result = await handle.result()

@@ -48,7 +48,7 @@ async def gateway() -> AsyncIterator[FakeGateway]:
 
 async def test_unread_app_messages_fall_back_to_text_then_to_the_grid_worker(
     settings: Settings,
-    time_skipping_env: WorkflowEnvironment,
+    own_time_skipping_env: WorkflowEnvironment,
     grids_service: RunningService,
     residents_service: RunningService,
     grids_channel: grpc.aio.Channel,
@@ -66,7 +66,7 @@ async def test_unread_app_messages_fall_back_to_text_then_to_the_grid_worker(
     service = await start_notifications(
         settings,
         task_queue,
-        time_skipping_env,
+        own_time_skipping_env,
         grids_service,
         residents_service,
         {"CLOUDARK_NOTIFICATIONS_WEBHOOK_URL": f"http://127.0.0.1:{gateway.port}/"},
@@ -75,7 +75,7 @@ async def test_unread_app_messages_fall_back_to_text_then_to_the_grid_worker(
         async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
             stub = pb_grpc.NotificationsServiceStub(channel)
             channels = {"grids": grids_channel, "notifications": channel}
-            async with build_worker(time_skipping_env.client, task_queue, channels):
+            async with build_worker(own_time_skipping_env.client, task_queue, channels):
                 sent = await stub.SendNotification(
                     pb.SendNotificationRequest(
                         title="核酸检测",
@@ -93,7 +93,7 @@ async def test_unread_app_messages_fall_back_to_text_then_to_the_grid_worker(
                     metadata=SENDER.metadata(),
                 )
                 notification_id = sent.notification.id
-                message = time_skipping_env.client.get_workflow_handle(
+                message = own_time_skipping_env.client.get_workflow_handle(
                     f"notification-{notification_id}", result_type=NotificationResult
                 )
                 await message.result()
@@ -105,11 +105,11 @@ async def test_unread_app_messages_fall_back_to_text_then_to_the_grid_worker(
                     pb.MarkReadRequest(delivery_id=inbox.messages[0].delivery_id),
                     metadata=as_resident(reader.id),
                 )
-                fallback = time_skipping_env.client.get_workflow_handle(
+                fallback = own_time_skipping_env.client.get_workflow_handle(
                     f"notification-{notification_id}-fallback",
                     result_type=NotificationResult,
                 )
-                await time_skipping_env.sleep(30 * 60 + 1)
+                await own_time_skipping_env.sleep(30 * 60 + 1)
                 texts = await completed(fallback)
                 deliveries = await all_deliveries(stub, notification_id)
                 alerts = await stub.ListInbox(
