@@ -10,6 +10,15 @@ offer is sent. Figures: errands/s next to bare workflows/s of ACTIVITIES
 no-op activities (the activities one errand runs on this path), and p50/p99
 from the request to the first offer (beside the bare start → first activity)
 and to the accept.
+
+Per-errand costs, for deploy/CAPACITY.md: after each repeat, the history of
+one finished errand (events = Temporal state transitions recorded, activities
+scheduled, history bytes as stored, payloads sealed by the codec); over the
+repeat's closed loop, the rows PostgreSQL wrote (inserted + updated + deleted,
+from pg_stat_database, all of them the services' since Temporal keeps its own
+SQLite file) and its commits, and the CPU seconds of the Temporal dev server
+and of the bench process (services, worker and callers share it), each
+divided by the errands completed.
 """
 
 from __future__ import annotations
@@ -22,8 +31,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import grpc
 from cloudark.errands.v1 import errands_pb2 as pb
 from cloudark.errands.v1 import errands_pb2_grpc as pb_grpc
@@ -35,6 +47,7 @@ from cloudark.notifications.v1 import notifications_pb2 as npb
 from cloudark.notifications.v1 import notifications_pb2_grpc as npb_grpc
 from cloudark.residents.v1 import residents_pb2 as rpb
 from cloudark.residents.v1 import residents_pb2_grpc as rpb_grpc
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from bench.baselines import bare_workflows, closed_loop, percentile, tuned_worker
@@ -57,6 +70,9 @@ ACCEPT_DELAY = 0.05
 # rank, record and send the offer; record, load and tell the accept; record and
 # tell the delivery; the load back down.
 ACTIVITIES = 9
+# Seconds for PostgreSQL's statistics to catch up: an idle backend flushes
+# its counters into pg_stat_database within 10 s (PGSTAT_IDLE_INTERVAL).
+STATS_LAG = 11.0
 OPERATOR = Caller(subject="bench-operator", role=Role.OPERATOR).metadata()
 PROMISE = Promise(
     due_seconds={k: 15 * 60 for k in (1, 2, 3)},
@@ -74,6 +90,8 @@ class Offers(npb_grpc.NotificationsServiceServicer):
         self.sent: collections.defaultdict[str, asyncio.Event] = (
             collections.defaultdict(asyncio.Event)
         )
+        # The workflow id of the last errand that finished.
+        self.last = ""
 
     async def SendNotification(
         self, request: npb.SendNotificationRequest, context: Any
@@ -88,6 +106,7 @@ class Offers(npb_grpc.NotificationsServiceServicer):
 async def run(ctx: BenchContext) -> list[Figure]:
     collected = Collected("errands")
     async with _stack(ctx) as (stub, offers, resident_id, helper):
+        await asyncio.sleep(STATS_LAG)
         for _ in range(ctx.repeats):
             offer_ms: list[float] = []
             accept_ms: list[float] = []
@@ -101,11 +120,95 @@ async def run(ctx: BenchContext) -> list[Figure]:
                 offer_ms,
                 accept_ms,
             )
+            before = await _meter(ctx)
             load = await closed_loop(errand, IN_FLIGHT, ctx.seconds)
+            await asyncio.sleep(STATS_LAG)
+            spent = (await _meter(ctx)).minus(before)
             async with bare_workflows(ctx.temporal) as bare:
                 baseline = await bare.measure(ACTIVITIES, IN_FLIGHT, ctx.seconds)
             _collect(collected, load.rate, offer_ms, accept_ms, baseline)
+            await _costs(collected, ctx.temporal, spent, load.calls, offers.last)
     return collected.figures()
+
+
+@dataclass(frozen=True)
+class Meter:
+    """Counters read before and after a closed loop of errands."""
+
+    rows: float
+    commits: float
+    temporal_cpu: float
+    bench_cpu: float
+
+    def minus(self, before: Meter) -> Meter:
+        return Meter(
+            self.rows - before.rows,
+            self.commits - before.commits,
+            self.temporal_cpu - before.temporal_cpu,
+            self.bench_cpu - before.bench_cpu,
+        )
+
+
+async def _meter(ctx: BenchContext) -> Meter:
+    conn = await asyncpg.connect(ctx.settings.database_url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT tup_inserted + tup_updated + tup_deleted, xact_commit"
+            " FROM pg_stat_database WHERE datname = current_database()"
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    return Meter(float(row[0]), float(row[1]), _temporal_cpu(), time.process_time())
+
+
+def _temporal_cpu() -> float:
+    """CPU seconds of the Temporal dev server the bench started (a child)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        if "temporal" in name and int(fields[1]) == os.getpid():
+            return (int(fields[11]) + int(fields[12])) / ticks
+    raise RuntimeError("the bench's Temporal dev server was not found")
+
+
+async def _costs(
+    collected: Collected,
+    temporal: Client,
+    spent: Meter,
+    errands: int,
+    workflow_id: str,
+) -> None:
+    history = await temporal.get_workflow_handle(workflow_id).fetch_history()
+    events = history.events
+    scheduled = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    per = "per errand"
+    collected.add(f"{per}: history events", "events", len(events))
+    collected.add(
+        f"{per}: activities",
+        "activities",
+        sum(1 for e in events if e.event_type == scheduled),
+    )
+    collected.add(f"{per}: history bytes", "bytes", sum(e.ByteSize() for e in events))
+    collected.add(f"{per}: PostgreSQL rows written", "rows", spent.rows / errands)
+    collected.add(f"{per}: PostgreSQL commits", "commits", spent.commits / errands)
+    collected.add(
+        f"{per}: Temporal dev server CPU",
+        "ms",
+        spent.temporal_cpu * 1000 / errands,
+        higher_is_better=False,
+    )
+    collected.add(
+        f"{per}: bench process CPU (services + worker + callers)",
+        "ms",
+        spent.bench_cpu * 1000 / errands,
+        higher_is_better=False,
+    )
 
 
 def _collect(
@@ -177,6 +280,7 @@ async def _one_errand(
     # Done when the workflow is, as a bare workflow is done when it returns.
     await temporal.get_workflow_handle(asked.errand.workflow_id).result()
     offers.sent.pop(f"errand-{errand_id}", None)
+    offers.last = asked.errand.workflow_id
     return time.monotonic() - began
 
 

@@ -47,7 +47,7 @@ async def test_errands_scenario_reports_errands_beside_bare_workflows(
         for service in started:
             await service.stop(grace=0)
 
-    rate, offer_p50, offer_p99, accept_p50, accept_p99 = figures
+    rate, offer_p50, offer_p99, accept_p50, accept_p99, *costs = figures
     assert rate.unit == "errands/s"
     assert len(rate.samples) == len(rate.baseline_samples) == 1
     assert rate.samples[0] > 0
@@ -55,3 +55,9 @@ async def test_errands_scenario_reports_errands_beside_bare_workflows(
     assert accept_p50.baseline_samples == []
     assert offer_p50.median <= offer_p99.median
     assert accept_p50.median <= accept_p99.median
+    per_errand = {f.name.removeprefix("per errand: "): f for f in costs}
+    assert per_errand["activities"].samples == [scenario.ACTIVITIES]
+    assert per_errand["history events"].median > scenario.ACTIVITIES
+    assert per_errand["history bytes"].median > 0
+    assert per_errand["PostgreSQL rows written"].median > 0
+    assert per_errand["Temporal dev server CPU"].median > 0
