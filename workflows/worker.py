@@ -57,14 +57,20 @@ CARE_CHANNELS = ("care", "grids", "notifications")
 
 
 def activities(channels: dict[str, grpc.aio.Channel]) -> list[Any]:
+    """Every activity whose services have a channel: tests of one workflow
+    pass only the channels that workflow's activities need."""
+
+    def have(*names: str) -> bool:
+        return set(names) <= channels.keys()
+
     found: list[Any] = [CityActivities(channels["grids"]).create_subtree]
-    if "notifications" in channels:
+    if have("notifications"):
         notifications = NotificationActivities(channels["notifications"])
         found += [
             notifications.dispatch_deliveries,
             notifications.queue_fallback_deliveries,
         ]
-    if "residents" in channels and "merchants" in channels:
+    if have("residents", "merchants"):
         redemption = RedemptionActivities(channels["residents"], channels["merchants"])
         found += [
             redemption.hold_points,
@@ -73,22 +79,20 @@ def activities(channels: dict[str, grpc.aio.Channel]) -> list[Any]:
             redemption.release_hold,
             redemption.settle_redemption,
         ]
-    if {"grids", "residents", "notifications"} <= channels.keys():
+    if have("grids"):
         cases = CaseworkActivities(channels["grids"])
         found += [
             cases.append_case_step,
             cases.find_grid_worker,
         ]
-    if {"notifications", "residents"} <= channels.keys():
+    if have("notifications", "residents"):
         messaging = MessagingActivities(
             channels["notifications"], channels["residents"]
         )
         found += [messaging.send_notification, messaging.earn_points]
-    # Tests give only the channels their workflows need.
-    if channels.keys() >= ERRAND_SERVICES:
+    if have(*ERRAND_SERVICES):
         found += ErrandActivities(channels).all()
-    # Tests of one story may pass only the channels that story needs.
-    if all(name in channels for name in CARE_CHANNELS):
+    if have(*CARE_CHANNELS):
         care = CareActivities(*(channels[name] for name in CARE_CHANNELS))
         found += [
             care.load_squad_schedule,
